@@ -1,0 +1,74 @@
+"""Entry point: wires the subcommands and turns expected errors into one line and exit status 2."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from lorabench.cli.estimate import estimate_command
+from lorabench.cli.models import models_command
+from lorabench.errors import LorabenchError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="lorabench",
+    help="Predict, measure and price LoRA / QLoRA / DoRA / rsLoRA fine-tuning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("estimate")(estimate_command)
+app.command("models")(models_command)
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> int:
+    first = " ".join(message.strip().split()) or "invalid input"
+    sys.stderr.write(f"lorabench: error: {first}\n")
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; expected errors print one line on stderr and return 2 (no traceback).
+
+    Args:
+        argv: Arguments without the program name; defaults to ``sys.argv[1:]``.
+
+    Returns:
+        The process exit status.
+    """
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # bitsandbytes warns at import that an optional hub kernel is missing; it falls back to its own.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="lorabench", standalone_mode=False)
+    except LorabenchError as exc:
+        return _fail(str(exc))
+    except typer.Abort:
+        sys.stderr.write("lorabench: aborted\n")
+        return 130
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except Exception as exc:
+        # typer raises click-style exceptions (its own vendored click in recent releases, click's in
+        # older ones); both carry format_message(), and usage errors a ctx naming the command.
+        if type(exc).__name__ == "NoArgsIsHelpError":  # help was already printed
+            return 0
+        format_message = getattr(exc, "format_message", None)
+        if not callable(format_message):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        return _fail(where + str(format_message()))
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Spec flags shared by every command that takes a RunSpec.
+
+Values are passed through untyped-as-given (strings and ints) to :func:`lorabench.spec.load_spec`,
+so a bad value gets the same field-named message whether it came from a flag or a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = [
+    "AlphaOpt",
+    "BitsOpt",
+    "ConfigOpt",
+    "DropoutOpt",
+    "GpuOpt",
+    "GpusOpt",
+    "MethodOpt",
+    "ModelOpt",
+    "RankOpt",
+    "TargetsOpt",
+    "spec_overrides",
+]
+
+_SPEC = "Run spec"
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="lorabench YAML, Axolotl YAML or PEFT adapter_config.json (kind detected by content); flags override it.",
+        rich_help_panel=_SPEC,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Catalog name, HF id of a catalog model, or a local dir with config.json.", rich_help_panel=_SPEC
+    ),
+]
+MethodOpt = Annotated[str | None, typer.Option(help="lora | qlora | dora | rslora.", rich_help_panel=_SPEC)]
+BitsOpt = Annotated[int | None, typer.Option(help="Base storage: 16, 8 or 4 (qlora implies 4).", rich_help_panel=_SPEC)]
+RankOpt = Annotated[int | None, typer.Option(help="LoRA rank r (default 8).", rich_help_panel=_SPEC)]
+AlphaOpt = Annotated[float | None, typer.Option(help="LoRA alpha (default 2 x rank).", rich_help_panel=_SPEC)]
+DropoutOpt = Annotated[float | None, typer.Option(help="LoRA dropout (default 0.05).", rich_help_panel=_SPEC)]
+TargetsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma list of module names, or all-linear (default q_proj,k_proj,v_proj).",
+        rich_help_panel=_SPEC,
+    ),
+]
+GpuOpt = Annotated[str | None, typer.Option(help="GPU type, e.g. A5000.", rich_help_panel=_SPEC)]
+GpusOpt = Annotated[int | None, typer.Option(help="Number of GPUs.", rich_help_panel=_SPEC)]
+
+
+def spec_overrides(**flags: Any) -> dict[str, Any]:
+    """Keep the flags the user gave (non-None) under RunSpec's field names."""
+    return {key: value for key, value in flags.items() if value is not None}
