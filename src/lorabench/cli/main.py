@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import typer
 
+from lorabench.cli.catalog import catalog_command
+from lorabench.cli.cost import cost_command
 from lorabench.cli.estimate import estimate_command
 from lorabench.cli.models import models_command
 from lorabench.errors import LorabenchError
@@ -24,6 +26,8 @@ app = typer.Typer(
 )
 app.command("estimate")(estimate_command)
 app.command("models")(models_command)
+app.command("cost")(cost_command)
+app.command("catalog")(catalog_command)
 
 EXIT_USAGE = 2
 

@@ -1,0 +1,50 @@
+"""``lorabench cost SCENARIO.yaml``: the Fine-tuning Cost Comparison table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+__all__ = ["cost_command"]
+
+CatalogOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--catalog", help="Extra price catalog file(s); entries with an existing id replace it."),
+]
+
+
+def cost_command(
+    scenario: Annotated[
+        Path, typer.Argument(help="Scenario YAML: dataset, epochs, self_hosted, services, references.")
+    ],
+    catalog: CatalogOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="md, rst or csv instead of the terminal table.")] = None,
+) -> None:
+    """Compare self-hosted fine-tuning with commercial services and reference projects."""
+    from lorabench.cost import cost_table, evaluate, load_catalog, load_scenario
+    from lorabench.errors import ConfigError
+    from lorabench.report import to_csv, to_markdown, to_rst
+
+    renderers = {"md": to_markdown, "rst": to_rst, "csv": to_csv}
+    if fmt is not None and fmt not in renderers:
+        raise ConfigError(f"--format: must be md, rst or csv (got {fmt!r})")
+    rows = evaluate(load_scenario(scenario), load_catalog(catalog or []))
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        return
+    table = cost_table(rows)
+    if fmt is not None:
+        typer.echo(renderers[fmt](table), nl=False)
+        return
+    rich = RichTable(title=table.title, caption=table.note)
+    for i, header in enumerate(table.headers):
+        rich.add_column(header, justify="left" if i in (0, len(table.headers) - 1) else "right")
+    for cells in table.rows:
+        rich.add_row(*cells)
+    Console().print(rich)

@@ -1,0 +1,389 @@
+"""Cost scenarios: the Fine-tuning Cost Comparison table, computed from a YAML file.
+
+A scenario names a dataset (its tokens per epoch, or a JSONL file to count), the epochs, self-hosted
+runs (hours given, or a lorabench run record), commercial services and reference projects. Every
+row says where each figure came from: ``input``, ``measured``, ``catalog`` (entry, date, source) or
+``rule`` (a provider's published default).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lorabench.cost.catalog import Catalog, GpuRate, ServicePrice
+from lorabench.cost.pricing import OPENAI_EPOCH_RULE_SOURCE, openai_default_epochs, self_hosted_cost_usd, service_bill
+from lorabench.cost.tokens import count_tokens
+from lorabench.errors import CatalogError, ConfigError
+
+__all__ = ["CostRow", "Scenario", "evaluate", "load_scenario"]
+
+_HOUR = 3600.0
+
+
+class DatasetSpec(BaseModel):
+    """Tokens per epoch, given or counted from a file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tokens: int | None = Field(default=None, gt=0)
+    examples: int | None = Field(default=None, gt=0)
+    validation_tokens: int = Field(default=0, ge=0)
+    path: Path | None = None
+    tokenizer: Path | None = None
+    fields: tuple[str, ...] = ("context", "target")
+
+    @model_validator(mode="after")
+    def _tokens_or_path(self) -> DatasetSpec:
+        if self.tokens is None and self.path is None:
+            raise ValueError("dataset: give tokens (per epoch) or path (a JSONL file to count)")
+        if self.tokens is not None and self.path is not None:
+            raise ValueError("dataset: give tokens or path, not both")
+        return self
+
+
+class SelfHosted(BaseModel):
+    """One self-hosted run: hours given (input), or a lorabench run record (measured)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    hours: float | None = Field(default=None, gt=0)
+    results: Path | None = None
+    spec: Path | None = None
+    gpu: str | None = None
+    count: int | None = Field(default=None, ge=1)
+    usd_per_gpu_hour: float | None = Field(default=None, gt=0)
+    rate: str | None = None
+    provider: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SelfHosted:
+        sources = [s for s in ("hours", "results", "spec") if getattr(self, s) is not None]
+        if len(sources) != 1:
+            raise ValueError(f"{self.name}: give exactly one of hours, results or spec (got {sources or 'none'})")
+        if self.hours is not None and self.gpu is None:
+            raise ValueError(f"{self.name}: hours need the gpu they ran on")
+        return self
+
+
+class ServiceChoice(BaseModel):
+    """A service by catalog id, optionally with its own epochs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    epochs: float | None = Field(default=None, gt=0)
+
+
+class Scenario(BaseModel):
+    """A whole cost comparison."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: DatasetSpec
+    epochs: float | None = Field(default=None, gt=0)
+    self_hosted: list[SelfHosted] = []
+    services: list[ServiceChoice] = []
+    references: list[str] = []
+    default_epoch_rows: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _services_as_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("services"), list):
+            data = {**data, "services": [{"name": s} if isinstance(s, str) else s for s in data["services"]]}
+        return data
+
+
+class CostRow(BaseModel):
+    """One row of the cost comparison; unknown figures are None."""
+
+    name: str
+    kind: Literal["self_hosted", "service", "reference"]
+    time_s: float | None = None
+    gpu: str | None = None
+    gpus: int | None = None
+    gpu_hours: float | None = None
+    cost_usd: float | None = None
+    epochs: float | None = None
+    billed_tokens: int | None = None
+    x_vs_cheapest_self_hosted: float | None = None
+    reduction_pct: float | None = None
+    provenance: dict[str, dict[str, Any]] = {}
+    note: str | None = None
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario YAML; relative paths in it are taken from its folder.
+
+    Raises:
+        ConfigError: Unreadable file or invalid content (file and field named).
+    """
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read scenario ({exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: malformed YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with dataset, self_hosted, services, references")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(f"{loc}: {msg}" if loc else msg)
+        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+    return _rebase(scenario, path.parent)
+
+
+def _rebase(scenario: Scenario, base: Path) -> Scenario:
+    def fix(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else base / p
+
+    dataset = scenario.dataset.model_copy(
+        update={"path": fix(scenario.dataset.path), "tokenizer": fix(scenario.dataset.tokenizer)}
+    )
+    hosted = [h.model_copy(update={"results": fix(h.results), "spec": fix(h.spec)}) for h in scenario.self_hosted]
+    return scenario.model_copy(update={"dataset": dataset, "self_hosted": hosted})
+
+
+def _catalog_prov(entry: GpuRate | ServicePrice, catalog: Catalog, section: str) -> dict[str, Any]:
+    return {
+        "kind": "catalog",
+        "entry": entry.id,
+        "prices_checked": entry.prices_checked.isoformat(),
+        "source": entry.source,
+        "file": catalog.origin.get(f"{section}:{entry.id}"),
+    }
+
+
+def _rate(row: SelfHosted, gpu: str, catalog: Catalog) -> tuple[float, dict[str, Any]]:
+    if row.usd_per_gpu_hour is not None:
+        return row.usd_per_gpu_hour, {"kind": "input", "usd_per_gpu_hour": row.usd_per_gpu_hour}
+    if row.rate is not None:
+        rate = catalog.gpu_rate(row.rate)
+    else:
+        rates = catalog.rates_for_gpu(gpu, row.provider)
+        if not rates:
+            where = f" from provider {row.provider!r}" if row.provider else ""
+            raise CatalogError(
+                f"{row.name}: no rental rate for GPU {gpu!r}{where} in the catalog; give usd_per_gpu_hour, "
+                "rate, or add one with --catalog"
+            )
+        rate = rates[0]
+    prov = _catalog_prov(rate, catalog, "gpu_rates") | {"usd_per_gpu_hour": rate.usd_per_gpu_hour}
+    if row.rate is None:
+        prov["chosen_as"] = "cheapest on-demand rate for this GPU in the catalog"
+    return rate.usd_per_gpu_hour, prov
+
+
+def _read_run_record(path: Path) -> dict[str, Any]:
+    file = path / "result.json" if path.is_dir() else path
+    try:
+        record = json.loads(file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read a lorabench run record ({exc})") from None
+    if not isinstance(record, dict) or record.get("schema") != "lorabench.run":
+        raise ConfigError(f"{file}: not a lorabench run record (schema 'lorabench.run')")
+    if record.get("status") != "ok":
+        raise ConfigError(f"{file}: run status is {record.get('status')!r}, not 'ok'; its time cannot be priced")
+    return record
+
+
+def _self_hosted_row(row: SelfHosted, catalog: Catalog) -> CostRow:
+    from lorabench.hardware import resolve_gpu
+
+    if row.spec is not None:
+        raise ConfigError(
+            f"{row.name}: predicted time from a spec needs lorabench's time prediction engine, which this "
+            "version does not have yet; give hours (measured elsewhere) or results (a lorabench run record)"
+        )
+    if row.results is not None:
+        record = _read_run_record(row.results)
+        try:
+            time_s = float(record["metrics"]["wall_time_s"])
+            hardware = record["spec"]["hardware"]
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{row.results}: run record lacks metrics.wall_time_s or spec.hardware") from None
+        gpu_name = row.gpu or hardware.get("gpu")
+        count = row.count or int(hardware.get("count") or 1)
+        time_prov: dict[str, Any] = {"kind": "measured", "record": str(row.results), "counter": "wall clock"}
+        if gpu_name is None:
+            raise ConfigError(f"{row.name}: the run record names no GPU (a CPU run?); give gpu to price it")
+    elif row.hours is not None and row.gpu is not None:
+        time_s, gpu_name, count = row.hours * _HOUR, row.gpu, row.count or 1
+        time_prov = {"kind": "input"}
+    else:  # SelfHosted's validator makes this unreachable
+        raise ConfigError(f"{row.name}: hours need the gpu they ran on")
+    gpu = resolve_gpu(gpu_name)
+    usd, rate_prov = _rate(row, gpu.key, catalog)
+    hours = time_s / _HOUR
+    return CostRow(
+        name=row.name,
+        kind="self_hosted",
+        time_s=time_s,
+        gpu=gpu.key,
+        gpus=count,
+        gpu_hours=hours * count,
+        cost_usd=self_hosted_cost_usd(hours, count, usd),
+        provenance={"time_s": time_prov, "cost_usd": rate_prov},
+    )
+
+
+def _service_rows(
+    choice: ServiceChoice, scenario: Scenario, tokens: int, examples: int | None, catalog: Catalog
+) -> list[CostRow]:
+    service = catalog.service(choice.name)
+    rows = []
+    epochs = choice.epochs or scenario.epochs
+    default: int | None = None
+    if service.epochs_rule == "openai_default" and examples is not None:
+        default = openai_default_epochs(examples)
+    elif service.epochs_rule == "fixed":
+        default = service.default_epochs
+    rule_prov = {"kind": "rule", "rule": service.epochs_rule, "examples": examples, "source": OPENAI_EPOCH_RULE_SOURCE}
+    if service.epochs_rule == "fixed":
+        rule_prov = {"kind": "catalog", "entry": service.id, "default_epochs": default, "source": service.source}
+    plans: list[tuple[float, dict[str, Any], str]] = []
+    if epochs is not None:
+        plans.append((epochs, {"kind": "input"}, f"{service.display_name}"))
+        if scenario.default_epoch_rows and default is not None and default != epochs:
+            plans.append(
+                (
+                    float(default),
+                    rule_prov,
+                    f"{service.display_name} (provider default: {default} epoch{'s' if default != 1 else ''})",
+                )
+            )
+    elif default is not None:
+        plans.append(
+            (
+                float(default),
+                rule_prov,
+                f"{service.display_name} (provider default: {default} epoch{'s' if default != 1 else ''})",
+            )
+        )
+    else:
+        why = (
+            "give examples in dataset"
+            if service.epochs_rule == "openai_default"
+            else "its default is not in the catalog"
+        )
+        raise ConfigError(f"service {service.id}: no epochs given and the provider's default cannot be applied ({why})")
+    for n_epochs, epochs_prov, label in plans:
+        bill = service_bill(service, tokens, n_epochs, scenario.dataset.validation_tokens)
+        rows.append(
+            CostRow(
+                name=label,
+                kind="service",
+                epochs=n_epochs,
+                billed_tokens=bill.billed_tokens,
+                cost_usd=bill.cost_usd,
+                provenance={
+                    "epochs": epochs_prov,
+                    "cost_usd": _catalog_prov(service, catalog, "services")
+                    | {"train_usd_per_mtok": service.train_usd_per_mtok},
+                },
+                note=(service.note if bill.cost_usd is None else None)
+                or ("minimum charge applied" if bill.min_charge_applied else None),
+            )
+        )
+    return rows
+
+
+def _reference_row(name: str, catalog: Catalog) -> CostRow:
+    from lorabench.hardware import resolve_gpu
+
+    ref = catalog.reference(name)
+    prov: dict[str, dict[str, Any]] = {
+        "time_s": {
+            "kind": "catalog",
+            "entry": ref.id,
+            "source": ref.source,
+            "prices_checked": ref.prices_checked.isoformat(),
+        }
+    }
+    if ref.kind == "project":
+        if ref.gpus is None or ref.time_s is None or ref.rate_id is None:  # checked at catalog load
+            raise CatalogError(f"reference {ref.id!r}: a project needs gpus, time_s and rate_id")
+        rate = catalog.gpu_rate(ref.rate_id)
+        gpu_hours = ref.time_s / _HOUR * ref.gpus
+        prov["cost_usd"] = _catalog_prov(rate, catalog, "gpu_rates") | {"usd_per_gpu_hour": rate.usd_per_gpu_hour}
+        return CostRow(
+            name=ref.display_name,
+            kind="reference",
+            time_s=ref.time_s,
+            gpu=resolve_gpu(ref.gpu).key if ref.gpu else None,
+            gpus=ref.gpus,
+            gpu_hours=gpu_hours,
+            cost_usd=gpu_hours * rate.usd_per_gpu_hour,
+            provenance=prov,
+            note=ref.note,
+        )
+    prov["cost_usd"] = prov["time_s"] | {"published_cost_usd": ref.cost_usd}
+    return CostRow(
+        name=ref.display_name,
+        kind="reference",
+        time_s=ref.time_s,
+        cost_usd=ref.cost_usd,
+        provenance=prov,
+        note=ref.note,
+    )
+
+
+def evaluate(scenario: Scenario, catalog: Catalog) -> list[CostRow]:
+    """Compute every row of the comparison, then the multiples against the cheapest self-hosted row.
+
+    Args:
+        scenario: A validated scenario.
+        catalog: Prices to use.
+
+    Returns:
+        Rows in order: references, self-hosted, services.
+
+    Raises:
+        ConfigError: A row cannot be computed from what the scenario gives.
+        CatalogError: An unknown service, reference, rate or GPU.
+        DataError: The dataset file cannot be counted.
+    """
+    dataset = scenario.dataset
+    examples: int | None = dataset.examples
+    token_prov: dict[str, Any] = {"kind": "input"}
+    if dataset.path is not None:
+        counted = count_tokens(dataset.path, dataset.tokenizer, dataset.fields)
+        tokens, examples = counted.total_tokens, examples or counted.examples
+        token_prov = {
+            "kind": "measured" if counted.exact else "estimated",
+            "method": counted.method,
+            "path": str(dataset.path),
+        }
+    elif dataset.tokens is not None:
+        tokens = dataset.tokens
+    else:  # DatasetSpec's validator makes this unreachable; kept for type narrowing
+        raise ConfigError("dataset: give tokens or path")
+    rows = [_reference_row(name, catalog) for name in scenario.references]
+    rows += [_self_hosted_row(row, catalog) for row in scenario.self_hosted]
+    for choice in scenario.services:
+        for row in _service_rows(choice, scenario, tokens, examples, catalog):
+            row.provenance["billed_tokens"] = {"tokens_per_epoch": tokens, **token_prov}
+            rows.append(row)
+    hosted = [r.cost_usd for r in rows if r.kind == "self_hosted" and r.cost_usd is not None]
+    if hosted:
+        cheapest = min(hosted)
+        for row in rows:
+            if row.cost_usd is not None and row.cost_usd > 0:
+                row.x_vs_cheapest_self_hosted = row.cost_usd / cheapest
+                row.reduction_pct = 100.0 * (1.0 - cheapest / row.cost_usd)
+    return rows
