@@ -13,6 +13,8 @@ from lorabench.cli.catalog import catalog_command
 from lorabench.cli.cost import cost_command
 from lorabench.cli.estimate import estimate_command
 from lorabench.cli.models import models_command
+from lorabench.cli.run import run_command
+from lorabench.cli.sweep import sweep_command
 from lorabench.errors import LorabenchError
 
 __all__ = ["app", "main"]
@@ -26,6 +28,8 @@ app = typer.Typer(
 )
 app.command("estimate")(estimate_command)
 app.command("models")(models_command)
+app.command("run")(run_command)
+app.command("sweep")(sweep_command)
 app.command("cost")(cost_command)
 app.command("catalog")(catalog_command)
 

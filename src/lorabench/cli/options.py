@@ -13,14 +13,22 @@ import typer
 
 __all__ = [
     "AlphaOpt",
+    "BatchOpt",
     "BitsOpt",
     "ConfigOpt",
     "DropoutOpt",
+    "EpochsOpt",
     "GpuOpt",
     "GpusOpt",
+    "GradAccumOpt",
+    "GradCkptOpt",
+    "LrOpt",
     "MethodOpt",
     "ModelOpt",
+    "OptimizerOpt",
+    "ParallelismOpt",
     "RankOpt",
+    "SeqLenOpt",
     "TargetsOpt",
     "spec_overrides",
 ]
@@ -61,3 +69,21 @@ GpusOpt = Annotated[int | None, typer.Option(help="Number of GPUs.", rich_help_p
 def spec_overrides(**flags: Any) -> dict[str, Any]:
     """Keep the flags the user gave (non-None) under RunSpec's field names."""
     return {key: value for key, value in flags.items() if value is not None}
+
+
+BatchOpt = Annotated[
+    int | None, typer.Option("--batch-size", help="Micro batch per GPU/process.", rich_help_panel=_SPEC)
+]
+GradAccumOpt = Annotated[int | None, typer.Option(help="Gradient accumulation steps.", rich_help_panel=_SPEC)]
+SeqLenOpt = Annotated[int | None, typer.Option(help="Sequence length (tokens).", rich_help_panel=_SPEC)]
+OptimizerOpt = Annotated[
+    str | None, typer.Option(help="adamw_torch | adamw_8bit | paged_adamw_8bit.", rich_help_panel=_SPEC)
+]
+GradCkptOpt = Annotated[
+    bool | None, typer.Option("--grad-ckpt/--no-grad-ckpt", help="Gradient checkpointing.", rich_help_panel=_SPEC)
+]
+EpochsOpt = Annotated[float | None, typer.Option(help="Epochs (spec default 1).", rich_help_panel=_SPEC)]
+LrOpt = Annotated[float | None, typer.Option("--lr", help="Learning rate (default 2e-4).", rich_help_panel=_SPEC)]
+ParallelismOpt = Annotated[
+    str | None, typer.Option(help="single | ddp | zero1 | zero2 | zero3.", rich_help_panel=_SPEC)
+]

@@ -34,3 +34,20 @@ __all__ = [
     "combine_ranks",
     "throughput",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The runner and the Trainer callback import transformers/PEFT; load them only when asked for.
+    if name == "ResourceCallback":
+        from lorabench.measure.callback import ResourceCallback
+
+        return ResourceCallback
+    if name == "run_training":
+        from lorabench.measure.runner import run_training
+
+        return run_training
+    if name == "RunOptions":
+        from lorabench.measure.options import RunOptions
+
+        return RunOptions
+    raise AttributeError(f"module 'lorabench.measure' has no attribute {name!r}")

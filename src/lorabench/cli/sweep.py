@@ -1,0 +1,78 @@
+"""``lorabench sweep MATRIX.yaml``: many measured runs, each in its own subprocess, resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from lorabench.units import NA, format_bytes
+
+__all__ = ["sweep_command"]
+
+
+def sweep_command(
+    matrix: Annotated[Path, typer.Argument(help="Matrix YAML: base (spec fields), matrix (lists), options, exclude.")],
+    out: Annotated[Path, typer.Option(help="Sweep folder; rerunning with the same folder resumes.")] = Path("sweep"),
+    repeats: Annotated[int, typer.Option(help="Runs per configuration (mean and spread are reported).")] = 1,
+    timeout_s: Annotated[float | None, typer.Option(help="Time limit per run (seconds).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Expand a matrix (method x rank x bits x batch ...) into runs and measure each; OOM is a result."""
+    from lorabench.measure.sweep import load_sweep, run_sweep, summarise
+    from lorabench.records import write_json_atomic
+
+    sweep = load_sweep(matrix, out, repeats)
+    console = Console(stderr=True)
+    for reason in sweep.skipped:
+        console.print(f"[dim]skipped {reason}[/dim]")
+    pending = sum(1 for r in sweep.runs if not r.done())
+    console.print(f"{len(sweep.runs)} runs planned, {len(sweep.runs) - pending} already done, {pending} to run → {out}")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("sweep", total=len(sweep.runs))
+
+        def started(run: Any) -> None:
+            progress.update(task, description=f"running {run.run_id}")
+
+        def finished(run: Any, record: dict[str, Any] | None) -> None:
+            progress.advance(task)
+
+        records = run_sweep(sweep, on_start=started, on_done=finished, timeout_s=timeout_s)
+    rows = summarise(sweep, records)
+    write_json_atomic(out / "summary.json", {"matrix": str(matrix), "repeats": repeats, "rows": rows})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"Sweep {matrix.name}: {len(rows)} configurations × {repeats} repeat(s)")
+    for col in ("configuration", "status", "wall time (s)", "tokens/s non-pad", "peak allocated"):
+        table.add_column(col, justify="left" if col in ("configuration", "status") else "right")
+    for row in rows:
+        table.add_row(
+            row["label"],
+            "/".join(row["statuses"]),
+            _ms(row["wall_time_s_mean"], row["wall_time_s_std"], ".2f"),
+            _ms(row["tokens_per_s_nonpad_mean"], row["tokens_per_s_nonpad_std"], ",.0f"),
+            format_bytes(row["peak_allocated_bytes_mean"], "MB"),
+        )
+    Console().print(table)
+    Console().print(f"summary: {out / 'summary.json'}")
+
+
+def _ms(mean: float | None, std: float | None, fmt: str) -> str:
+    if mean is None:
+        return NA
+    return format(mean, fmt) + (f" ± {format(std, fmt)}" if std is not None else "")

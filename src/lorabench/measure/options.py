@@ -1,0 +1,53 @@
+"""Options of one measured run, beside the RunSpec (what to train on, for how long, where to write)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["SYNTHETIC_PREFIX", "RunOptions"]
+
+SYNTHETIC_PREFIX = "synthetic:"
+
+
+class RunOptions(BaseModel):
+    """How to run a spec: dataset, length, warm-up, seed, output folder.
+
+    ``dataset`` is a JSONL path in FinLoRA's ``{"context", "target"}`` format, or ``synthetic:TASK`` for a
+    built-in synthetic finance dataset of ``examples`` records. ``max_steps`` counts optimizer steps; without
+    it the run lasts ``epochs`` (default: the spec's) passes over the data. ``warmup_steps`` are excluded from
+    throughput (never from the wall clock) and the learning rate ramps up linearly over them.
+    ``batching="pad_to_max"`` pads every batch to the sequence length, as FinLoRA did, so every step is the
+    worst case for memory; ``longest`` pads to the longest example of each batch; ``length_grouped`` also
+    groups similar lengths.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str = "synthetic:sentiment"
+    examples: int = Field(default=256, ge=1, le=10_000_000)
+    max_steps: int | None = Field(default=None, ge=1)
+    epochs: float | None = Field(default=None, gt=0)
+    warmup_steps: int = Field(default=2, ge=0)
+    seed: int = 0
+    out: Path
+    random_weights: bool = False
+    batching: Literal["pad_to_max", "longest", "length_grouped"] = "pad_to_max"
+    usd_per_gpu_hour: float | None = Field(default=None, gt=0)
+    trackers: bool = True
+
+    @model_validator(mode="after")
+    def _warmup_leaves_steps(self) -> RunOptions:
+        if self.max_steps is not None and self.warmup_steps >= self.max_steps:
+            raise ValueError(
+                f"warmup_steps ({self.warmup_steps}) must be below max_steps ({self.max_steps}), "
+                "or no step would be counted in throughput"
+            )
+        return self
+
+    @property
+    def synthetic_task(self) -> str | None:
+        """The synthetic task name, or None for a file dataset."""
+        return self.dataset.removeprefix(SYNTHETIC_PREFIX) if self.dataset.startswith(SYNTHETIC_PREFIX) else None

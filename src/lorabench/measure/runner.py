@@ -1,0 +1,325 @@
+"""One real fine-tuning run of a RunSpec, measured: transformers + PEFT (+ bitsandbytes), driven by accelerate.
+
+The loop stays visible here (no Trainer): load data, build the model and adapter, then for each optimizer
+step run ``grad_accum`` micro-batches (forward with labels masked to the target, backward) and one
+optimizer step, while :class:`~lorabench.measure.trackers.ResourceTracker` times it and counts tokens and
+memory. Under ``torchrun`` / ``accelerate launch`` each process is one data-parallel rank (DDP; DeepSpeed
+ZeRO when the spec asks for it and DeepSpeed is installed); rank 0 gathers every rank's figures and writes
+the record. Peaks are per device (max over ranks, never summed); throughput sums all ranks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from lorabench.data import (
+    Example,
+    batch_token_counts,
+    build_tokenizer,
+    collate,
+    encode_examples,
+    load_tokenizer,
+    make_batches,
+    pad_to_for,
+    read_jsonl,
+    synthetic_dataset,
+)
+from lorabench.errors import ConfigError, DataError, LorabenchError, MeasurementError
+from lorabench.measure.aggregate import combine_ranks_metrics, gather_metrics
+from lorabench.measure.environment import describe_environment
+from lorabench.measure.options import RunOptions
+from lorabench.measure.record import write_run_record
+from lorabench.measure.trackers import ResourceTracker
+from lorabench.methods import lora_config
+from lorabench.models import ResolvedModel, resolve_model
+from lorabench.models.build import quiet_hf
+from lorabench.models.load import load_for_training
+from lorabench.spec import RunSpec
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = ["PreparedData", "check_engine", "load_records", "prepare_data", "run_training"]
+
+
+class PreparedData:
+    """Tokenized, batched training data for one rank, and how it was made."""
+
+    def __init__(self, batches: list[list[Example]], pad_id: int, pad_to: int | None, info: dict[str, Any]) -> None:
+        self.batches = batches
+        self.pad_id = pad_id
+        self.pad_to = pad_to
+        self.info = info
+
+
+def load_records(options: RunOptions) -> list[dict[str, str]]:
+    """The dataset's records: a FinLoRA-format JSONL file, or a built-in synthetic task.
+
+    Raises:
+        DataError: Missing, empty or malformed file (line named), or unknown synthetic task.
+    """
+    task = options.synthetic_task
+    if task is not None:
+        return synthetic_dataset(task, options.examples, options.seed)
+    return read_jsonl(Path(options.dataset))
+
+
+def _tokenizer(model: ResolvedModel, records: Sequence[dict[str, str]]) -> tuple[PreTrainedTokenizerBase, str]:
+    if model.local_dir is not None:
+        local = load_tokenizer(model.local_dir)
+        if local is not None:
+            return local, f"local: {model.local_dir}"
+    vocab = int(getattr(model.config, "vocab_size", 0) or 0)
+    texts = [r["context"] + r["target"] for r in records]
+    built = build_tokenizer(texts, vocab_size=min(vocab, 32_000) if vocab else 4096)
+    return built, f"byte-level BPE trained offline on the dataset (vocab {len(built)})"
+
+
+def prepare_data(spec: RunSpec, model: ResolvedModel, options: RunOptions, rank: int, world: int) -> PreparedData:
+    """Read, tokenize, encode and batch the data; each rank keeps every ``world``-th batch.
+
+    Raises:
+        DataError: Bad dataset, or too few batches for the number of ranks.
+    """
+    records = load_records(options)
+    tokenizer, how = _tokenizer(model, records)
+    examples = encode_examples(records, tokenizer, spec.seq_len)
+    batches = make_batches(examples, spec.micro_batch, options.batching, spec.seq_len, options.seed)
+    if len(batches) < world:
+        raise DataError(f"{options.dataset}: {len(batches)} batches cannot feed {world} ranks; use more examples")
+    pad_id = tokenizer.pad_token_id if isinstance(tokenizer.pad_token_id, int) else int(tokenizer.eos_token_id)
+    info = {
+        "dataset": options.dataset,
+        "records": len(records),
+        "examples": len(examples),
+        "truncated": examples.truncated,
+        "dropped": examples.dropped,
+        "tokenizer": how,
+        "batching": options.batching,
+        "batches_per_epoch": len(batches),
+    }
+    return PreparedData(batches[rank::world], pad_id, pad_to_for(options.batching, spec.seq_len), info)
+
+
+def _optimizer(spec: RunSpec, params: list[torch.nn.Parameter]) -> tuple[torch.optim.Optimizer, str]:
+    if spec.optimizer == "adamw_torch":
+        return torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=0.0), "torch.optim.AdamW"
+    from bitsandbytes.optim.adamw import AdamW8bit, PagedAdamW8bit
+
+    if spec.optimizer == "adamw_8bit":
+        return AdamW8bit(params, lr=spec.learning_rate, weight_decay=0.0), "bitsandbytes.optim.AdamW8bit"
+    note = "" if torch.cuda.is_available() else " (bitsandbytes falls back to non-paged state on CPU)"
+    return PagedAdamW8bit(params, lr=spec.learning_rate, weight_decay=0.0), "bitsandbytes.optim.PagedAdamW8bit" + note
+
+
+def _prepare_model(spec: RunSpec, model: ResolvedModel, options: RunOptions, device: torch.device) -> Any:
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    base = load_for_training(model, spec, device, options.random_weights, options.seed)
+    with quiet_hf():
+        if spec.bits < 16:
+            base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=spec.grad_ckpt)
+        elif spec.grad_ckpt:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            base.enable_input_require_grads()
+        base.config.use_cache = False
+        return get_peft_model(base, lora_config(spec))
+
+
+def _total_steps(spec: RunSpec, options: RunOptions, batches_per_rank: int) -> int:
+    if options.max_steps is not None:
+        return options.max_steps
+    epochs = options.epochs or spec.epochs
+    return max(1, math.ceil(batches_per_rank * epochs / spec.grad_accum))
+
+
+def _cycle(batches: list[list[Example]]) -> Iterator[list[Example]]:
+    return itertools.cycle(batches)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc).lower()
+
+
+def _distributed() -> tuple[int, int, int]:
+    return (
+        int(os.environ.get("RANK", "0")),
+        int(os.environ.get("WORLD_SIZE", "1")),
+        int(os.environ.get("LOCAL_RANK", "0")),
+    )
+
+
+def check_engine(spec: RunSpec) -> None:
+    """Fail early when the spec needs an engine that is not installed.
+
+    Raises:
+        ConfigError: ZeRO requested without DeepSpeed.
+    """
+    if spec.parallelism.startswith("zero") and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError(f"parallelism {spec.parallelism} needs DeepSpeed (pip install deepspeed); use ddp without it")
+
+
+def _accelerator(spec: RunSpec, cpu: bool) -> Any:
+    from accelerate import Accelerator
+
+    plugin = None
+    if spec.parallelism.startswith("zero"):
+        check_engine(spec)
+        from accelerate import DeepSpeedPlugin
+
+        plugin = DeepSpeedPlugin(zero_stage=int(spec.parallelism[-1]), gradient_accumulation_steps=spec.grad_accum)
+    return Accelerator(cpu=cpu, deepspeed_plugin=plugin)
+
+
+def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
+    """Run and measure one fine-tuning job; rank 0 writes ``options.out/result.json``.
+
+    Bad input (spec, dataset) raises before anything is written. A run that fails or runs out of memory is
+    recorded with status ``failed`` / ``oom`` and its message.
+
+    Args:
+        spec: What to fine-tune.
+        options: Dataset, length, output folder.
+
+    Returns:
+        The record (on every rank; only rank 0 writes it).
+
+    Raises:
+        ConfigError, DataError, ModelError: Bad input, before the run starts.
+    """
+    from lorabench.predict import account
+
+    rank, world, local_rank = _distributed()
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    tracker = ResourceTracker(
+        warmup_steps=options.warmup_steps,
+        world_size=world,
+        rank=rank,
+        devices=[local_rank] if cuda else None,
+        trackers_enabled=options.trackers,
+    )
+    tracker.start()  # the clock starts before data is touched (MLPerf rule)
+    model_ref = resolve_model(spec.model)
+    expected = account(spec, model_ref)
+    data = prepare_data(spec, model_ref, options, rank, world)
+    steps = _total_steps(spec, options, len(data.batches))
+    if options.warmup_steps >= steps:
+        raise ConfigError(f"warmup_steps ({options.warmup_steps}) must be below the run's {steps} steps")
+    torch.manual_seed(options.seed)
+    status, message, losses = "ok", None, []
+    trainable = None
+    optimizer_name = None
+    accelerator = None
+    model: Any = None
+    try:
+        accelerator = _accelerator(spec, cpu=not cuda)
+        model = _prepare_model(spec, model_ref, options, device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        trainable = sum(p.numel() for p in params)
+        optimizer, optimizer_name = _optimizer(spec, params)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / (options.warmup_steps + 1))
+        )
+        model, optimizer = accelerator.prepare(model, optimizer)
+        model.train()
+        batches = _cycle(data.batches)
+        for _ in range(steps):
+            tracker.step_begin()
+            padded = nonpad = samples = 0
+            step_loss = 0.0
+            for micro in range(spec.grad_accum):
+                tensors = collate(next(batches), data.pad_id, data.pad_to)
+                p, n = batch_token_counts(tensors)
+                padded, nonpad, samples = padded + p, nonpad + n, samples + int(tensors["input_ids"].shape[0])
+                tensors = {k: v.to(device) for k, v in tensors.items()}
+                sync = micro == spec.grad_accum - 1
+                with accelerator.no_sync(model) if not sync and world > 1 else _null():
+                    loss = model(**tensors).loss / spec.grad_accum
+                    accelerator.backward(loss)
+                step_loss += float(loss.detach())
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            tracker.step_end(padded_tokens=padded, nonpad_tokens=nonpad, samples=samples)
+            losses.append(step_loss)
+    except LorabenchError:  # bad input found late (e.g. no local weights): not a run result
+        if tracker.metrics is None:
+            tracker.stop()
+        raise
+    except Exception as exc:  # a run that dies is a result, recorded with its message
+        status = "oom" if _is_oom(exc) else "failed"
+        message = f"{type(exc).__name__}: {exc}".strip()[:2000]
+    finally:
+        if tracker.metrics is None:
+            try:
+                metrics = tracker.stop()
+            except MeasurementError as exc:
+                status, message = "failed", f"measurement failed: {exc}"
+                metrics = {}
+        else:
+            metrics = tracker.metrics
+    per_rank = gather_metrics(metrics, world)
+    adapter_bytes = None
+    if status == "ok" and rank == 0 and accelerator is not None:
+        adapter_dir = options.out / "adapter"
+        unwrapped = accelerator.unwrap_model(model)
+        for config in unwrapped.peft_config.values():
+            config.base_model_name_or_path = spec.model  # not the temporary folder random weights came from
+        with quiet_hf():
+            unwrapped.save_pretrained(adapter_dir, safe_serialization=True)
+        adapter_bytes = sum(f.stat().st_size for f in adapter_dir.glob("*.safetensors"))
+    record = {
+        "status": status,
+        "message": message,
+        "spec": spec.model_dump(mode="json"),
+        "options": options.model_dump(mode="json"),
+        "model": {"key": model_ref.key, "display_name": model_ref.display_name, "config_source": model_ref.source},
+        "data": data.info,
+        "environment": describe_environment(device),
+        "world_size": world,
+        "engine": {
+            "loop": "lorabench.measure.runner (transformers + PEFT, accelerate)",
+            "distributed_type": str(accelerator.distributed_type) if accelerator is not None else None,
+            "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
+        },
+        "optimizer": optimizer_name,
+        "trainable_params": trainable,
+        "trainable_params_estimate": expected.trainable_params,
+        "adapter_file_bytes": adapter_bytes,
+        "steps": len(losses),
+        "losses": losses,
+        "final_loss": _tail_mean(losses),
+        "first_loss": _head_mean(losses),
+        "metrics": combine_ranks_metrics(per_rank, options.usd_per_gpu_hour),
+        "per_rank": per_rank,
+    }
+    if rank == 0:
+        write_run_record(options.out, record)
+    return record
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _tail_mean(values: Sequence[float], n: int = 3) -> float | None:
+    return sum(values[-n:]) / len(values[-n:]) if values else None
+
+
+def _head_mean(values: Sequence[float], n: int = 3) -> float | None:
+    return sum(values[:n]) / len(values[:n]) if values else None

@@ -1,0 +1,52 @@
+"""Process entry point for one run: ``python -m lorabench.measure.worker LAUNCH.json``.
+
+``lorabench run`` and ``lorabench sweep`` start it as a subprocess (directly, or under torchrun for
+several ranks) so an out-of-memory error or a crash cannot take the caller down and every peak is clean.
+LAUNCH.json holds ``{"spec": {...}, "options": {...}}``. Exit status: 0 ok, 3 oom, 4 failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from lorabench.errors import LorabenchError
+
+__all__ = ["EXIT_FAILED", "EXIT_OOM", "main", "write_launch_file"]
+
+EXIT_OOM = 3
+EXIT_FAILED = 4
+
+
+def write_launch_file(path: Path, spec: dict[str, Any], options: dict[str, Any]) -> None:
+    """Write the worker's input atomically."""
+    from lorabench.records import write_json_atomic
+
+    write_json_atomic(path, {"spec": spec, "options": options})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the launch file's spec; the record lands in ``options.out``."""
+    args = sys.argv[1:] if argv is None else argv
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from lorabench.measure.options import RunOptions
+        from lorabench.measure.runner import run_training
+        from lorabench.spec import RunSpec
+
+        payload = json.loads(Path(args[0]).read_text("utf-8"))
+        record = run_training(RunSpec.model_validate(payload["spec"]), RunOptions.model_validate(payload["options"]))
+    except LorabenchError as exc:
+        sys.stderr.write(f"lorabench: error: {' '.join(str(exc).split())}\n")
+        return 2
+    status = record.get("status")
+    return 0 if status == "ok" else EXIT_OOM if status == "oom" else EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
