@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import typer
 
+from lorabench.cli.calibrate import calibrate_command
 from lorabench.cli.catalog import catalog_command
 from lorabench.cli.cost import cost_command
 from lorabench.cli.estimate import estimate_command
@@ -32,6 +33,7 @@ app.command("run")(run_command)
 app.command("sweep")(sweep_command)
 app.command("cost")(cost_command)
 app.command("catalog")(catalog_command)
+app.command("calibrate")(calibrate_command)
 
 EXIT_USAGE = 2
 
