@@ -83,6 +83,7 @@ def _prepare(base: Any, bits: int) -> Any:
 def _measure(model: Any, spec: Any, steps: int, device: torch.device, vocab: int) -> dict[str, Any]:
     from lorabench.measure.trackers import ResourceTracker
 
+    model.train()  # from_pretrained returns eval mode, where HF skips gradient checkpointing
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     tracker = ResourceTracker(warmup_steps=2, devices=[device.index or 0] if device.type == "cuda" else None)
@@ -101,7 +102,9 @@ def _measure(model: Any, spec: Any, steps: int, device: torch.device, vocab: int
             tracker.step_end(padded_tokens=tokens, nonpad_tokens=tokens, samples=spec.micro_batch)
     except torch.OutOfMemoryError as exc:
         status, message = "oom", f"OutOfMemoryError: {exc}"[:1000]
-    metrics = tracker.metrics if tracker.metrics is not None else tracker.stop()
+        optimizer.zero_grad(set_to_none=True)
+        tracker.step_end(padded_tokens=0, nonpad_tokens=0, samples=0)  # close the step the OOM interrupted
+    metrics = tracker.stop()
     del optimizer, params
     gc.collect()
     if device.type == "cuda":
