@@ -25,6 +25,9 @@ def cost_command(
     catalog: CatalogOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="md, rst or csv instead of the terminal table.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Also save the rows as a cost record (JSON) for `lorabench report`.")
+    ] = None,
 ) -> None:
     """Compare self-hosted fine-tuning with commercial services and reference projects."""
     from lorabench.cost import cost_table, evaluate, load_catalog, load_scenario
@@ -35,6 +38,11 @@ def cost_command(
     if fmt is not None and fmt not in renderers:
         raise ConfigError(f"--format: must be md, rst or csv (got {fmt!r})")
     rows = evaluate(load_scenario(scenario), load_catalog(catalog or []))
+    if out is not None:
+        from lorabench.records import write_json_atomic
+        from lorabench.report import cost_record
+
+        write_json_atomic(out, cost_record(rows))
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return

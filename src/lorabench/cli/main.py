@@ -14,6 +14,7 @@ from lorabench.cli.catalog import catalog_command
 from lorabench.cli.cost import cost_command
 from lorabench.cli.estimate import estimate_command
 from lorabench.cli.models import models_command
+from lorabench.cli.report import report_command
 from lorabench.cli.run import run_command
 from lorabench.cli.sweep import sweep_command
 from lorabench.errors import LorabenchError
@@ -34,6 +35,7 @@ app.command("sweep")(sweep_command)
 app.command("cost")(cost_command)
 app.command("catalog")(catalog_command)
 app.command("calibrate")(calibrate_command)
+app.command("report")(report_command)
 
 EXIT_USAGE = 2
 

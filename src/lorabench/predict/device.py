@@ -1,0 +1,117 @@
+"""From a predicted peak of live tensors to what one GPU must hold: parallelism, allocator slack, CUDA context.
+
+The engines predict ``peak_allocated_bytes`` (what ``torch.cuda.max_memory_allocated`` reports). A card also
+holds the caching allocator's cached and fragmented blocks (``reserved`` minus ``allocated``) and the CUDA
+context with library workspaces (NVML ``used`` minus ``reserved``). Both are kept as separately labelled terms,
+and "fits on a 24 GB card" is decided on their sum.
+
+Terms measured on one NVIDIA H200 (results/gpu/h200-2026-11-28, torch 2.11 + CUDA 13.0, Llama-3.1-8B LoRA,
+14 configurations): reserved / allocated - 1 ranged 2-24% (median 9%); NVML used - reserved was 0.80-0.87 GB.
+Other GPUs, drivers and PyTorch versions differ; `lorabench calibrate` does not fit these yet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lorabench.spec import RunSpec
+
+__all__ = [
+    "CUDA_CONTEXT_BYTES",
+    "RESERVED_SLACK_FRACTION",
+    "DeviceTotals",
+    "device_totals",
+    "fits_on_catalog_gpus",
+]
+
+# Typical-to-high allocator slack: between the median (9%) and the maximum (24%) measured on the H200.
+RESERVED_SLACK_FRACTION = 0.15
+CUDA_CONTEXT_BYTES = 900_000_000  # 0.87 GB measured (NVML used - reserved) on the H200, rounded up
+
+
+@dataclass(frozen=True)
+class DeviceTotals:
+    """Per-GPU memory: the engine's peak after parallelism, plus slack and context."""
+
+    parallelism: str
+    gpus: int
+    breakdown: dict[str, int]
+    peak_allocated_bytes: int
+    reserved_slack_bytes: int
+    cuda_context_bytes: int
+    device_total_bytes: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the provenance of the added terms."""
+        return {
+            "parallelism": self.parallelism,
+            "gpus": self.gpus,
+            "per_gpu_breakdown": dict(self.breakdown),
+            "per_gpu_peak_allocated_bytes": self.peak_allocated_bytes,
+            "reserved_slack_bytes": self.reserved_slack_bytes,
+            "cuda_context_bytes": self.cuda_context_bytes,
+            "device_total_bytes": self.device_total_bytes,
+            "notes": list(self.notes),
+            "provenance": {
+                "reserved_slack_bytes": f"{RESERVED_SLACK_FRACTION:.0%} of peak allocated (H200: 2-24%, median 9%)",
+                "cuda_context_bytes": "NVML used - reserved measured on an H200 (0.80-0.87 GB), rounded up",
+            },
+        }
+
+
+def device_totals(breakdown: Mapping[str, int], spec: RunSpec, num_layers: int, cuda: bool = True) -> DeviceTotals:
+    """Apply the spec's parallelism to a single-GPU breakdown and add slack and context.
+
+    - ``single`` / ``ddp``: every GPU holds everything; DDP adds gradient buckets (a flattened copy of the
+      trainable gradients).
+    - ``zero1``: optimizer state sharded over the GPUs; ``zero2``: gradients too; ``zero3``: every parameter
+      too (frozen base included), plus the gathered parameters of about two layers at a time (the one computing
+      and the one prefetched).
+
+    Args:
+        breakdown: Bytes per component at the single-GPU peak (weights, quant_constants, adapter, gradients,
+            optimizer_state, activations, temporaries).
+        spec: Gives parallelism and the GPU count.
+        num_layers: Decoder layers (for ZeRO-3's gathered layers).
+        cuda: False for a CPU prediction (no slack, no context).
+
+    Returns:
+        Per-GPU totals.
+    """
+    n = spec.hardware.count if spec.parallelism != "single" else 1
+    parts = {k: int(v) for k, v in breakdown.items()}
+    notes: list[str] = []
+
+    def shard(name: str) -> None:
+        if name in parts and n > 1:
+            parts[name] = math.ceil(parts[name] / n)
+
+    if spec.parallelism == "ddp" and n > 1:
+        parts["ddp_buckets"] = parts.get("gradients", 0)
+        notes.append("DDP: full replica per GPU, plus gradient buckets")
+    if spec.parallelism in ("zero1", "zero2", "zero3"):
+        shard("optimizer_state")
+    if spec.parallelism in ("zero2", "zero3"):
+        shard("gradients")
+    if spec.parallelism == "zero3":
+        full_weights = breakdown.get("weights", 0) + breakdown.get("quant_constants", 0)
+        for name in ("weights", "quant_constants", "adapter"):
+            shard(name)
+        if n > 1:
+            parts["zero3_gathered"] = math.ceil(2 * full_weights / max(1, num_layers))
+            notes.append("ZeRO-3: parameters sharded; about two layers gathered at a time")
+    peak = sum(parts.values())
+    slack = math.ceil(peak * RESERVED_SLACK_FRACTION) if cuda else 0
+    context = CUDA_CONTEXT_BYTES if cuda else 0
+    return DeviceTotals(spec.parallelism, n, parts, peak, slack, context, peak + slack + context, notes)
+
+
+def fits_on_catalog_gpus(device_total_bytes: int) -> dict[str, bool]:
+    """For every GPU in the hardware catalog: does one card hold ``device_total_bytes``?"""
+    from lorabench.hardware import gpu_catalog
+
+    return {key: device_total_bytes <= gpu.vram_bytes for key, gpu in gpu_catalog().items()}

@@ -1,0 +1,123 @@
+"""The report as one self-contained HTML page: inline CSS, plots embedded as base64 PNG, no script, no fetch.
+
+Every value from the records (model names, dataset strings, notes, insights) goes through :func:`html.escape`, and a
+Content-Security-Policy forbids scripts and any resource that is not embedded, so a hostile string in a record can
+neither run nor load anything.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from html import escape
+from typing import TYPE_CHECKING
+
+from lorabench.report.tables import Table
+
+if TYPE_CHECKING:
+    from lorabench.report.build import Report
+
+__all__ = ["CSP", "render_html"]
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d2433;
+       background: #fff; line-height: 1.45; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 1.8rem; margin-bottom: 0.2rem; }
+h2 { margin-top: 2.2rem; border-bottom: 2px solid #e3e7ef; padding-bottom: 0.3rem; }
+h3 { margin-bottom: 0.3rem; }
+.meta, .note { color: #5a6473; font-size: 0.9rem; }
+table { border-collapse: collapse; width: 100%; margin: 0.8rem 0 0.4rem; font-size: 0.92rem; }
+caption { text-align: left; font-weight: 600; padding-bottom: 0.4rem; }
+th, td { border: 1px solid #d5dae3; padding: 5px 9px; text-align: right; white-space: nowrap; }
+th { background: #f1f4f9; }
+th:first-child, td:first-child { text-align: left; white-space: normal; }
+tbody tr:nth-child(even) { background: #fafbfd; }
+td.measured { color: #14532d; font-weight: 600; }
+td.predicted { color: #1e3a8a; }
+td.unknown { color: #8a93a3; }
+figure { margin: 1.2rem 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #e3e7ef; }
+figcaption { color: #5a6473; font-size: 0.85rem; }
+ul.insights li { margin-bottom: 0.35rem; }
+code { background: #f1f4f9; padding: 1px 4px; border-radius: 3px; }
+"""
+
+
+def _cell_class(text: str) -> str:
+    if text.endswith("(m)"):
+        return ' class="measured"'
+    if text.endswith("(p)"):
+        return ' class="predicted"'
+    if text == "n/a":
+        return ' class="unknown"'
+    return ""
+
+
+def _table(table: Table, table_id: str) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in table.headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td{_cell_class(c)}>{escape(c)}</td>" for c in row) + "</tr>\n" for row in table.rows
+    )
+    note = f'<p class="note">{escape(table.note)}</p>\n' if table.note else ""
+    return (
+        f'<table id="{table_id}">\n<caption>{escape(table.title)}</caption>\n'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n{note}"
+    )
+
+
+def _figures(report: Report, names: Sequence[str]) -> str:
+    out = []
+    for plot in report.plots:
+        if plot.name in names and plot.png:
+            data = base64.b64encode(plot.png).decode("ascii")
+            out.append(
+                f'<figure id="plot-{escape(plot.name)}"><img src="data:image/png;base64,{data}" '
+                f'alt="{escape(plot.title)}"><figcaption>{escape(plot.title)}</figcaption></figure>\n'
+            )
+    return "".join(out)
+
+
+def render_html(report: Report) -> str:
+    """The whole report as one HTML page with nothing external: styles inline, plots as data URIs."""
+    from lorabench.report.build import TITLE, datasets, insights_by_topic, provenance_line
+
+    parts = [
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+        f"<title>{escape(TITLE)} — lorabench</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n<main>\n",
+        f'<h1>{escape(TITLE)}</h1>\n<p class="meta">{escape(provenance_line(report))}</p>\n',
+        '<section id="costs">\n<h2>Fine-tuning Costs</h2>\n',
+        _table(report.cost, "cost-table")
+        if report.cost
+        else "<p>No cost records (lorabench.cost) in the results.</p>\n",
+        _figures(report, ("cost", "time")),
+        '</section>\n<section id="memory">\n<h2>GPU Memory Requirements</h2>\n',
+        _table(report.memory, "memory-table")
+        if report.memory
+        else "<p>No run or estimate records in the results.</p>\n",
+        _figures(report, ("memory", "throughput")),
+        '</section>\n<section id="insights">\n<h2>Insights</h2>\n',
+    ]
+    if not report.insights:
+        parts.append("<p>The records hold too few figures for any insight.</p>\n")
+    for title, items in insights_by_topic(report):
+        parts.append(f'<h3>{escape(title)}</h3>\n<ul class="insights">\n')
+        parts += [f"<li>{escape(i.text)}</li>\n" for i in items]
+        parts.append("</ul>\n")
+    parts.append("</section>\n")
+    skipped = [p for p in report.plots if p.skipped]
+    if skipped:
+        parts.append('<section id="plots-skipped">\n<h2>Plots skipped</h2>\n<ul>\n')
+        parts += [f"<li>{escape(p.title)}: {escape(p.skipped or '')}</li>\n" for p in skipped]
+        parts.append("</ul>\n</section>\n")
+    names = datasets(report)
+    if names:
+        parts.append('<section id="datasets">\n<h2>Datasets</h2>\n<ul>\n')
+        parts += [f"<li><code>{escape(d)}</code></li>\n" for d in names]
+        parts.append("</ul>\n</section>\n")
+    parts.append("</main>\n</body>\n</html>\n")
+    return "".join(parts)
