@@ -133,8 +133,9 @@ def test_token_counting_of_a_dataset_path(tmp_path: Path, finlora: Path) -> None
         (
             "dataset: {tokens: 10}\nself_hosted:\n  - {name: x, spec: s.yaml, gpu: A5000}\n",
             ConfigError,
-            "time prediction",
+            "s.yaml",
         ),
+        ("dataset: {tokens: 10}\nself_hosted:\n  - {name: x, spec: {model: tiny}}\n", ConfigError, "give the gpu"),
         ("dataset: {tokens: 10}\nbudget: 3\n", ConfigError, "budget: unknown key"),
         ("dataset: {tokens: -5}\n", ConfigError, "tokens"),
         ("[1, 2]\n", ConfigError, "expected a mapping"),
@@ -145,3 +146,41 @@ def test_bad_scenarios(tmp_path: Path, text: str, error: type[Exception], needle
     with pytest.raises(error) as err:
         _rows(tmp_path, text)
     assert needle in str(err.value)
+
+
+def test_predicted_rows_from_a_spec(tmp_path: Path) -> None:
+    (tmp_path / "dora.yaml").write_text("model: llama-3.1-8b\nmethod: dora\nbits: 8\nseq_len: 512\nmicro_batch: 4\n")
+    text = (
+        "dataset: {tokens: 26000000}\nepochs: 4\nself_hosted:\n"
+        "  - {name: DoRA, spec: dora.yaml, gpu: A5000, count: 4, usd_per_gpu_hour: 0.26}\n"
+        "  - {name: LoRA, spec: {model: llama-3.1-8b, bits: 8}, gpu: A5000, count: 4, efficiency: 0.1}\n"
+    )
+    rows = {r.name: r for r in _rows(tmp_path, text)}
+    dora, lora = rows["DoRA"], rows["LoRA"]
+    assert dora.provenance["time_s"]["kind"] == "predicted"
+    assert dora.provenance["time_s"]["efficiency_source"].startswith("prior")
+    assert dora.provenance["time_s"]["tokens"] == 104_000_000
+    assert dora.time_s is not None and dora.time_s > 3600
+    assert dora.cost_usd == pytest.approx(dora.time_s / 3600 * 4 * 0.26)
+    assert lora.provenance["time_s"]["efficiency"] == 0.1
+    assert lora.provenance["cost_usd"]["kind"] == "catalog"
+
+
+def test_predicted_rows_use_a_calibration(tmp_path: Path) -> None:
+    from lorabench.predict.timing import Calibration
+
+    calibration = Calibration(
+        efficiency_by_bits={16: 0.2},
+        runs_by_bits={16: 3},
+        relative_errors_by_bits={16: [0.0]},
+        source="test",
+        gpus=("H200",),
+    )
+    (tmp_path / "cal.json").write_text(json.dumps(calibration.to_dict()))
+    text = (
+        "dataset: {tokens: 1000000}\nepochs: 1\ncalibration: cal.json\nself_hosted:\n"
+        "  - {name: x, spec: {model: tiny}, gpu: H200, count: 1}\n"
+    )
+    row = _rows(tmp_path, text)[0]
+    assert row.provenance["time_s"]["efficiency"] == 0.2
+    assert "calibrated" in row.provenance["time_s"]["efficiency_source"]

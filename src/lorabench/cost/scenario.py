@@ -54,7 +54,8 @@ class SelfHosted(BaseModel):
     name: str = Field(min_length=1)
     hours: float | None = Field(default=None, gt=0)
     results: Path | None = None
-    spec: Path | None = None
+    spec: Path | dict[str, Any] | None = None
+    efficiency: float | None = Field(default=None, gt=0, le=1)
     gpu: str | None = None
     count: int | None = Field(default=None, ge=1)
     usd_per_gpu_hour: float | None = Field(default=None, gt=0)
@@ -87,6 +88,7 @@ class Scenario(BaseModel):
 
     dataset: DatasetSpec
     epochs: float | None = Field(default=None, gt=0)
+    calibration: Path | None = None
     self_hosted: list[SelfHosted] = []
     services: list[ServiceChoice] = []
     references: list[str] = []
@@ -155,8 +157,13 @@ def _rebase(scenario: Scenario, base: Path) -> Scenario:
     dataset = scenario.dataset.model_copy(
         update={"path": fix(scenario.dataset.path), "tokenizer": fix(scenario.dataset.tokenizer)}
     )
-    hosted = [h.model_copy(update={"results": fix(h.results), "spec": fix(h.spec)}) for h in scenario.self_hosted]
-    return scenario.model_copy(update={"dataset": dataset, "self_hosted": hosted})
+    hosted = [
+        h.model_copy(update={"results": fix(h.results), "spec": fix(h.spec) if isinstance(h.spec, Path) else h.spec})
+        for h in scenario.self_hosted
+    ]
+    return scenario.model_copy(
+        update={"dataset": dataset, "self_hosted": hosted, "calibration": fix(scenario.calibration)}
+    )
 
 
 def _catalog_prov(entry: GpuRate | ServicePrice, catalog: Catalog, section: str) -> dict[str, Any]:
@@ -202,15 +209,48 @@ def _read_run_record(path: Path) -> dict[str, Any]:
     return record
 
 
-def _self_hosted_row(row: SelfHosted, catalog: Catalog) -> CostRow:
+def _predicted_time(row: SelfHosted, scenario: Scenario, tokens: int) -> tuple[float, str, int, dict[str, Any]]:
+    """Predicted wall time of the whole job for a ``spec:`` row (flops engine)."""
+    from lorabench.predict.timing import Calibration, predict_time
+    from lorabench.spec import load_spec, parse_spec
+
+    spec = parse_spec(row.spec, f"self_hosted {row.name}.spec") if isinstance(row.spec, dict) else load_spec(row.spec)
+    gpu = row.gpu or spec.hardware.gpu
+    if gpu is None:
+        raise ConfigError(f"{row.name}: give the gpu the prediction is for")
+    count = row.count or spec.hardware.count
+    epochs = scenario.epochs or spec.epochs
+    calibration = None
+    if scenario.calibration is not None:
+        try:
+            calibration = Calibration.from_dict(
+                json.loads(scenario.calibration.read_text("utf-8")), source=str(scenario.calibration)
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{scenario.calibration}: not a lorabench calibration ({exc})") from None
+    prediction = predict_time(
+        spec, round(tokens * epochs), gpu, gpus=count, efficiency=row.efficiency, calibration=calibration
+    )
+    prov = {
+        "kind": "predicted",
+        "engine": prediction.engine,
+        "tokens": prediction.tokens,
+        "epochs": epochs,
+        "efficiency": prediction.efficiency,
+        "efficiency_source": prediction.efficiency_source,
+        "flops_total": prediction.flops_total,
+        "note": "tokens as given (padding not counted): padding to the sequence length adds compute",
+    }
+    return prediction.time_s, gpu, count, prov
+
+
+def _self_hosted_row(row: SelfHosted, catalog: Catalog, scenario: Scenario, tokens: int) -> CostRow:
     from lorabench.hardware import resolve_gpu
 
+    time_prov: dict[str, Any]
     if row.spec is not None:
-        raise ConfigError(
-            f"{row.name}: predicted time from a spec needs lorabench's time prediction engine, which this "
-            "version does not have yet; give hours (measured elsewhere) or results (a lorabench run record)"
-        )
-    if row.results is not None:
+        time_s, gpu_name, count, time_prov = _predicted_time(row, scenario, tokens)
+    elif row.results is not None:
         record = _read_run_record(row.results)
         try:
             time_s = float(record["metrics"]["wall_time_s"])
@@ -219,7 +259,7 @@ def _self_hosted_row(row: SelfHosted, catalog: Catalog) -> CostRow:
             raise ConfigError(f"{row.results}: run record lacks metrics.wall_time_s or spec.hardware") from None
         gpu_name = row.gpu or hardware.get("gpu")
         count = row.count or int(hardware.get("count") or 1)
-        time_prov: dict[str, Any] = {"kind": "measured", "record": str(row.results), "counter": "wall clock"}
+        time_prov = {"kind": "measured", "record": str(row.results), "counter": "wall clock"}
         if gpu_name is None:
             raise ConfigError(f"{row.name}: the run record names no GPU (a CPU run?); give gpu to price it")
     elif row.hours is not None and row.gpu is not None:
@@ -374,7 +414,7 @@ def evaluate(scenario: Scenario, catalog: Catalog) -> list[CostRow]:
     else:  # DatasetSpec's validator makes this unreachable; kept for type narrowing
         raise ConfigError("dataset: give tokens or path")
     rows = [_reference_row(name, catalog) for name in scenario.references]
-    rows += [_self_hosted_row(row, catalog) for row in scenario.self_hosted]
+    rows += [_self_hosted_row(row, catalog, scenario, tokens) for row in scenario.self_hosted]
     for choice in scenario.services:
         for row in _service_rows(choice, scenario, tokens, examples, catalog):
             row.provenance["billed_tokens"] = {"tokens_per_epoch": tokens, **token_prov}
