@@ -60,7 +60,7 @@ def test_per_pass_flops_count_once_per_micro_batch() -> None:
     assert pred.flops_total == 1_000 * 10.0 + 5 * 7.0
 
 
-@pytest.mark.parametrize(("bits", "method", "prior"), [(16, "lora", 0.35), (8, "lora", 0.25), (4, "qlora", 0.30)])
+@pytest.mark.parametrize(("bits", "method", "prior"), [(16, "lora", 0.386), (8, "lora", 0.062), (4, "qlora", 0.188)])
 def test_default_efficiency_is_a_prior_per_bits(bits: int, method: str, prior: float) -> None:
     spec = parse_spec({"model": "tiny", "bits": bits, "method": method})
     pred = predict_time(spec, tokens=10_000, gpu="H100", flops=_breakdown())
@@ -68,7 +68,7 @@ def test_default_efficiency_is_a_prior_per_bits(bits: int, method: str, prior: f
     assert (pred.efficiency, pred.efficiency_source) == (prior, "prior")
     assert pred.gpu == "H100-SXM"
     assert pred.time_s == pytest.approx(10_000 * 3e9 / (H100_PEAK * prior), rel=1e-12)
-    assert DEFAULT_EFFICIENCY == 0.35
+    assert DEFAULT_EFFICIENCY == 0.386
 
 
 def test_predict_time_counts_flops_from_the_spec() -> None:
@@ -160,7 +160,7 @@ def test_calibration_round_trips_through_json_and_drives_predictions() -> None:
     assert other_gpu.efficiency_source == "calibrated: results/a5000 (fitted on A5000, H100)"
     spec4 = parse_spec({"model": "tiny", "method": "qlora"})
     fallback = predict_time(spec4, 10_000, "A5000", calibration=loaded, flops=_breakdown())
-    assert (fallback.efficiency, fallback.efficiency_source) == (0.30, "prior (calibration has no 4-bit runs)")
+    assert (fallback.efficiency, fallback.efficiency_source) == (0.188, "prior (calibration has no 4-bit runs)")
     explicit = predict_time(spec16, 10_000, "A5000", efficiency=0.9, calibration=loaded, flops=_breakdown())
     assert explicit.efficiency_source == "input"
 
@@ -175,3 +175,16 @@ def test_malformed_calibration_record() -> None:
         Calibration.from_dict({**record, "efficiency_by_bits": {"3": 0.5}})
     cal = Calibration.from_dict(record)
     assert replace(cal, source="x").source == "x"
+
+
+def test_priors_are_the_h200_calibration_in_the_repo() -> None:
+    from pathlib import Path
+
+    from lorabench.predict.calibrate import calibrate_from_runs
+
+    folder = Path(__file__).resolve().parents[2] / "results" / "gpu" / "h200-2026-11-28"
+    calibration, skipped = calibrate_from_runs(folder)
+    assert not skipped
+    assert calibration.runs_by_bits == {16: 4, 8: 4, 4: 6}
+    for bits, prior in PRIOR_EFFICIENCY_BY_BITS.items():
+        assert calibration.efficiency_by_bits[bits] == pytest.approx(prior, abs=0.0005)

@@ -32,13 +32,14 @@ __all__ = [
     "prior_efficiency",
 ]
 
-# UNCALIBRATED PRIORS, not measurements: the fraction of the GPU's dense bf16 peak a LoRA step is
-# assumed to reach until `lorabench calibrate` fits it from measured runs on the user's hardware.
-# 0.35 is a typical model-FLOPs utilisation for a single-GPU 16-bit fine-tune at short sequences.
-DEFAULT_EFFICIENCY = 0.35
-# Quantized bases do the same FLOPs but run slower per FLOP: bitsandbytes dequantizes the weights
-# (NF4) or splits outlier columns into a 16-bit matmul (LLM.int8) on every call. Also priors.
-PRIOR_EFFICIENCY_BY_BITS: Mapping[int, float] = {16: DEFAULT_EFFICIENCY, 8: 0.25, 4: 0.30}
+# PRIORS until `lorabench calibrate` fits the fraction of the GPU's dense bf16 peak a LoRA step reaches on
+# the user's own hardware. They are the efficiencies `lorabench calibrate` fitted on the only hardware
+# measured so far: one NVIDIA H200, 2026-11-28 (results/gpu/h200-2026-11-28: Llama-3.1-8B, LoRA r4/r8 on
+# q/k/v, batch 4/8, seq 512-2048, gradient checkpointing, torch 2.11, bitsandbytes 0.50.2). Quantized bases do
+# the same FLOPs but run slower per FLOP: NF4 dequantizes every weight on every call, and LLM.int8 quantizes
+# activations and splits outlier columns (it reached a sixth of the 16-bit efficiency). Other GPUs differ.
+DEFAULT_EFFICIENCY = 0.386
+PRIOR_EFFICIENCY_BY_BITS: Mapping[int, float] = {16: DEFAULT_EFFICIENCY, 8: 0.062, 4: 0.188}
 
 CALIBRATION_SCHEMA = "lorabench.calibration"
 CALIBRATION_SCHEMA_VERSION = 1
