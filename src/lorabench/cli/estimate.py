@@ -12,14 +12,20 @@ from rich.table import Table
 
 from lorabench.cli.options import (
     AlphaOpt,
+    BatchOpt,
     BitsOpt,
     ConfigOpt,
     DropoutOpt,
     GpuOpt,
     GpusOpt,
+    GradAccumOpt,
+    GradCkptOpt,
     MethodOpt,
     ModelOpt,
+    OptimizerOpt,
+    ParallelismOpt,
     RankOpt,
+    SeqLenOpt,
     TargetsOpt,
     spec_overrides,
 )
@@ -37,16 +43,36 @@ def estimate_command(
     alpha: AlphaOpt = None,
     dropout: DropoutOpt = None,
     targets: TargetsOpt = None,
+    batch_size: BatchOpt = None,
+    grad_accum: GradAccumOpt = None,
+    seq_len: SeqLenOpt = None,
+    grad_ckpt: GradCkptOpt = None,
+    optimizer: OptimizerOpt = None,
+    parallelism: ParallelismOpt = None,
     gpu: GpuOpt = None,
     gpus: GpusOpt = None,
+    engine: Annotated[
+        str, typer.Option(help="Peak-memory engine: simulate (exact, seconds), formula (instant) or none.")
+    ] = "simulate",
+    device: Annotated[str, typer.Option(help="Predict memory for cuda (default) or cpu training.")] = "cuda",
+    tokens: Annotated[
+        int | None, typer.Option(help="Tokens the whole job processes, for the time prediction (needs --gpu).")
+    ] = None,
+    calibration: Annotated[Path | None, typer.Option(help="A `lorabench calibrate` file for the time engine.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON record to this file (atomically).")] = None,
 ) -> None:
-    """Count parameters and weight bytes for a fine-tuning spec, from the real module graph (no weights needed)."""
+    """Predict parameters, weight bytes, peak GPU memory (and which GPUs fit) and time for a fine-tuning spec."""
+    from lorabench.errors import ConfigError
+    from lorabench.hardware import resolve_gpu
     from lorabench.predict import estimate
     from lorabench.records import write_json_atomic
     from lorabench.spec import load_spec
 
+    if engine not in ("simulate", "formula", "none"):
+        raise ConfigError(f"--engine: must be simulate, formula or none (got {engine!r})")
+    if device not in ("cuda", "cpu"):
+        raise ConfigError(f"--device: must be cuda or cpu (got {device!r})")
     overrides = spec_overrides(
         model=model,
         method=method,
@@ -55,11 +81,26 @@ def estimate_command(
         alpha=alpha,
         dropout=dropout,
         targets=targets,
+        micro_batch=batch_size,
+        grad_accum=grad_accum,
+        seq_len=seq_len,
+        grad_ckpt=grad_ckpt,
+        optimizer=optimizer,
+        parallelism=parallelism,
         gpu=gpu,
         gpus=gpus,
     )
     spec = load_spec(config, overrides)
-    record = estimate(spec)
+    if spec.hardware.gpu is not None:
+        resolve_gpu(spec.hardware.gpu)  # an unknown GPU is bad input, before any work
+    record = estimate(
+        spec,
+        engine=engine,
+        device=device,
+        tokens=tokens,
+        gpu=spec.hardware.gpu,  # type: ignore[arg-type]
+        calibration=calibration,
+    )
     if out is not None:
         write_json_atomic(out, record)
     if as_json:
@@ -124,3 +165,39 @@ def render_estimate(record: dict[str, Any], console: Console) -> None:
         f"= {record['trainable_percent']:.4f}% · weights at {bits}-bit {format_bytes(record['weights_bytes'], unit)} "
         f"(params × bits/8 would say {format_bytes(record['nominal_weights_bytes'], unit)})"
     )
+    if "peak_allocated_bytes" in record:
+        _render_memory(record, console)
+    if "predicted_time_s" in record:
+        t = record["time"]
+        console.print(
+            f"predicted time: {record['predicted_time_s'] / 3600:,.2f} h for {t['tokens']:,} tokens on "
+            f"{t['gpus']}×{t['gpu']} (flops engine, efficiency {t['efficiency']:.3f}: {t['efficiency_source']})"
+        )
+
+
+def _render_memory(record: dict[str, Any], console: Console) -> None:
+    totals = record["device_totals"]
+    table = Table(
+        title=f"Peak memory per GPU · batch {record['micro_batch']} × seq {record['seq_len']} · "
+        f"{totals['parallelism']} on {totals['gpus']} GPU(s) · engine {record['engine']} ({record['device']})",
+        caption=record["memory_provenance"],
+    )
+    table.add_column("component")
+    table.add_column("bytes at the peak", justify="right")
+    for name, value in record["breakdown"].items():
+        table.add_row(name, format_bytes(value))
+    table.add_section()
+    table.add_row(
+        "peak allocated (torch.cuda.max_memory_allocated)", format_bytes(record["peak_allocated_bytes"]), style="bold"
+    )
+    table.add_row("+ allocator slack (reserved − allocated)", format_bytes(totals["reserved_slack_bytes"]))
+    table.add_row("+ CUDA context and workspaces", format_bytes(totals["cuda_context_bytes"]))
+    table.add_row("device total", format_bytes(record["device_total_bytes"]), style="bold")
+    console.print(table)
+    fits = record.get("fits")
+    if fits:
+        yes = [k for k, ok in fits.items() if ok]
+        no = [k for k, ok in fits.items() if not ok]
+        console.print(
+            f"fits on: {', '.join(yes) or 'none of the catalog GPUs'}" + (f"; not on: {', '.join(no)}" if no else "")
+        )

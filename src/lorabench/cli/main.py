@@ -12,6 +12,7 @@ import typer
 from lorabench.cli.calibrate import calibrate_command
 from lorabench.cli.catalog import catalog_command
 from lorabench.cli.cost import cost_command
+from lorabench.cli.demo import demo_command
 from lorabench.cli.estimate import estimate_command
 from lorabench.cli.models import models_command
 from lorabench.cli.report import report_command
@@ -28,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("demo")(demo_command)
 app.command("estimate")(estimate_command)
 app.command("models")(models_command)
 app.command("run")(run_command)

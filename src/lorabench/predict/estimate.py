@@ -6,10 +6,11 @@ and time join it as the prediction engines land.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from lorabench import __version__
-from lorabench.models import ResolvedModel
+from lorabench.models import ResolvedModel, resolve_model
 from lorabench.predict.params import BITS, Accounting, account
 from lorabench.spec import RunSpec
 
@@ -87,10 +88,101 @@ def estimate_record(spec: RunSpec, acc: Accounting) -> dict[str, Any]:
     }
 
 
-def estimate(spec: RunSpec, model: ResolvedModel | None = None) -> dict[str, Any]:
+Engine = Literal["none", "simulate", "formula"]
+
+
+def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model: ResolvedModel) -> dict[str, Any]:
+    from lorabench.predict.device import device_totals, fits_on_catalog_gpus
+
+    if engine == "simulate":
+        from lorabench.predict.simulate import simulate
+
+        sim = simulate(spec, device=device)
+        peak, breakdown, phase = sim.peak_allocated_bytes, dict(sim.breakdown), sim.peak_phase
+        paged, seconds = sim.paged_optimizer_bytes, sim.seconds
+        how = (
+            "predicted (simulate): the real training step (2 iterations) of the HF model + PEFT on fake tensors, "
+            f"every storage's lifetime tracked; {device} kernels"
+            + ("; CUDA allocator 512-byte blocks" if device == "cuda" else "")
+        )
+    else:
+        from lorabench.predict.formula import formula_memory
+
+        est = formula_memory(spec, device=device)
+        peak, breakdown, phase = est.peak_allocated_bytes, dict(est.breakdown), est.peak_phase
+        paged, seconds = est.paged_optimizer_bytes, est.seconds
+        how = f"predicted (formula): closed-form components with coefficients fitted to the simulation ({device})"
+    layers = int(getattr(model.config, "num_hidden_layers", 1) or 1)
+    totals = device_totals(breakdown, spec, layers, cuda=device == "cuda")
+    return {
+        "engine": engine,
+        "device": device,
+        "micro_batch": spec.micro_batch,
+        "seq_len": spec.seq_len,
+        "peak_allocated_bytes": totals.peak_allocated_bytes,
+        "single_gpu_peak_allocated_bytes": peak,
+        "breakdown": totals.breakdown,
+        "peak_phase": phase,
+        "paged_optimizer_bytes": paged,
+        "device_total_bytes": totals.device_total_bytes,
+        "device_totals": totals.to_dict(),
+        "fits": fits_on_catalog_gpus(totals.device_total_bytes) if device == "cuda" else None,
+        "engine_seconds": seconds,
+        "memory_provenance": how,
+    }
+
+
+def _time(spec: RunSpec, tokens: int, gpu: str, calibration: Path | None, model: ResolvedModel) -> dict[str, Any]:
+    import json
+
+    from lorabench.errors import ConfigError
+    from lorabench.predict.timing import Calibration, predict_time
+
+    loaded = None
+    if calibration is not None:
+        try:
+            loaded = Calibration.from_dict(json.loads(calibration.read_text("utf-8")), source=str(calibration))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{calibration}: not a lorabench calibration ({exc})") from None
+    prediction = predict_time(spec, tokens, gpu, gpus=spec.hardware.count, calibration=loaded, model=model)
+    return {"predicted_time_s": prediction.time_s, "time": prediction.to_dict()}
+
+
+def estimate(
+    spec: RunSpec,
+    model: ResolvedModel | None = None,
+    *,
+    engine: Engine = "none",
+    device: Literal["cuda", "cpu"] = "cuda",
+    tokens: int | None = None,
+    gpu: str | None = None,
+    calibration: Path | None = None,
+) -> dict[str, Any]:
     """Predict what lorabench can for ``spec`` and return the estimate record.
+
+    Args:
+        spec: The run spec.
+        model: An already resolved model.
+        engine: Memory engine: ``simulate`` (exact, seconds), ``formula`` (instant), or ``none``.
+        device: The device the memory is predicted for (``cuda`` unless you train on a CPU).
+        tokens: Tokens processed by the whole job, for the time prediction (needs ``gpu``).
+        gpu: GPU for the time prediction (default: the spec's hardware GPU).
+        calibration: A ``lorabench calibrate`` file for the time engine.
 
     Raises:
         ModelError: Unknown model or target module.
+        CatalogError: Unknown GPU.
+        ConfigError: Invalid tokens or calibration file.
     """
-    return estimate_record(spec, account(spec, model))
+    resolved = model or resolve_model(spec.model)
+    record = estimate_record(spec, account(spec, resolved))
+    if engine != "none":
+        record.update(_memory(spec, engine, device, resolved))
+    gpu_name = gpu or spec.hardware.gpu
+    if tokens is not None:
+        if gpu_name is None:
+            from lorabench.errors import ConfigError
+
+            raise ConfigError("--tokens: a time prediction needs --gpu NAME")
+        record.update(_time(spec, tokens, gpu_name, calibration, resolved))
+    return record
