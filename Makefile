@@ -21,11 +21,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Main job: exact parameters and model size for the FinLoRA seed's configuration
-# (Llama-3.1-8B, LoRA r8 on q/k/v), at 16, 8 and 4 bits. Becomes `lorabench demo` when that lands.
+# Main job: measure five methods on `tiny`, predict the seed's Llama-3.1-8B memory table, cost FinLoRA's
+# job against commercial fine-tuning, and write the report into lorabench-out/.
 demo: setup
-	$(VENV)/bin/lorabench estimate --model meta-llama/Llama-3.1-8B-Instruct --rank 8 \
-		--targets q_proj,k_proj,v_proj --bits 8
+	$(VENV)/bin/lorabench demo --out lorabench-out
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

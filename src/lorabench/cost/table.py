@@ -21,12 +21,14 @@ HEADERS = (
 
 
 def format_duration(seconds: float | None) -> str:
-    """``14.9h`` below two days, ``53 days`` above; None gives ``n/a``."""
+    """``14.9h`` below two days, ``2.2 days`` below ten, ``53 days`` above; None gives ``n/a``."""
     if seconds is None:
         return NA
     hours = seconds / 3600
-    if hours >= 48:
+    if hours >= 240:
         return f"{hours / 24:.0f} days"
+    if hours >= 48:
+        return f"{hours / 24:.1f} days"
     return f"{hours:.1f}h"
 
 
