@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lorabench.records import write_json_atomic
 
@@ -66,7 +66,7 @@ def _measure(out: Path, steps: int, step: Step) -> list[dict[str, Any]]:
     return records
 
 
-def _predict(out: Path, engine: str, step: Step) -> list[dict[str, Any]]:
+def _predict(out: Path, engine: Literal["simulate", "formula"], step: Step) -> list[dict[str, Any]]:
     from lorabench.predict import estimate
     from lorabench.spec import parse_spec
 
@@ -75,10 +75,17 @@ def _predict(out: Path, engine: str, step: Step) -> list[dict[str, Any]]:
         for bits in (16, 8, 4):
             for batch in (4, 8):
                 step(f"predicting Llama-3.1-8B r{rank} {bits}-bit batch {batch} ({engine})")
-                spec = parse_spec({
-                    "model": SEED_MODEL, "rank": rank, "bits": bits, "micro_batch": batch, "seq_len": 512,
-                    "grad_ckpt": True, "targets": "q_proj,k_proj,v_proj",
-                })
+                spec = parse_spec(
+                    {
+                        "model": SEED_MODEL,
+                        "rank": rank,
+                        "bits": bits,
+                        "micro_batch": batch,
+                        "seq_len": 512,
+                        "grad_ckpt": True,
+                        "targets": "q_proj,k_proj,v_proj",
+                    }
+                )
                 record = estimate(spec, engine=engine)
                 write_json_atomic(out / "estimates" / f"{spec.label()}-b{batch}.json", record)
                 records.append(record)
@@ -94,22 +101,26 @@ def _cost(out: Path, step: Step) -> list[Any]:
     hosted: list[dict[str, Any]] = []
     for name, values in FINLORA_SPECS.items():
         spec = {"model": SEED_MODEL, "seq_len": 512, "micro_batch": 4, "grad_ckpt": True, **values}
-        hosted.append({"name": f"{name} (predicted)", "spec": spec, "gpu": "A5000", "count": 4, "rate": "finlora-a5000"})
-        hosted.append({"name": f"{name} (FinLoRA, measured)", "hours": FINLORA_HOURS[name], "gpu": "A5000", "count": 4,
-                       "rate": "finlora-a5000"})
-    scenario = Scenario.model_validate({
-        "dataset": {"tokens": FINLORA_TOKENS, "examples": FINLORA_EXAMPLES},
-        "epochs": FINLORA_EPOCHS,
-        "self_hosted": hosted,
-        "services": ["gpt-4o-mini", "gemini-2.5-flash-lite"],
-        "references": ["bloomberggpt", "gemini-2.0-flash-lite-finlora"],
-    })
+        common = {"gpu": "A5000", "count": 4, "rate": "finlora-a5000"}
+        hosted.append({"name": f"{name} (predicted)", "spec": spec, **common})
+        hosted.append({"name": f"{name} (FinLoRA, measured)", "hours": FINLORA_HOURS[name], **common})
+    scenario = Scenario.model_validate(
+        {
+            "dataset": {"tokens": FINLORA_TOKENS, "examples": FINLORA_EXAMPLES},
+            "epochs": FINLORA_EPOCHS,
+            "self_hosted": hosted,
+            "services": ["gpt-4o-mini", "gemini-2.5-flash-lite"],
+            "references": ["bloomberggpt", "gemini-2.0-flash-lite-finlora"],
+        }
+    )
     rows = evaluate(scenario, load_catalog())
     write_json_atomic(out / "cost.json", cost_record(rows))
     return rows
 
 
-def run_demo(out: Path, steps: int = 12, engine: str = "simulate", step: Step | None = None) -> DemoResult:
+def run_demo(
+    out: Path, steps: int = 12, engine: Literal["simulate", "formula"] = "simulate", step: Step | None = None
+) -> DemoResult:
     """Run the whole demo into ``out`` (records under runs/, estimates/, cost.json; the report under report/).
 
     Args:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import typer
 from rich.console import Console
@@ -32,6 +32,9 @@ from lorabench.cli.options import (
 from lorabench.units import format_bytes, format_count
 
 __all__ = ["estimate_command", "render_estimate"]
+
+Engine = Literal["none", "simulate", "formula"]
+Device = Literal["cuda", "cpu"]
 
 
 def estimate_command(
@@ -95,10 +98,10 @@ def estimate_command(
         resolve_gpu(spec.hardware.gpu)  # an unknown GPU is bad input, before any work
     record = estimate(
         spec,
-        engine=engine,
-        device=device,
+        engine=cast(Engine, engine),
+        device=cast(Device, device),
         tokens=tokens,
-        gpu=spec.hardware.gpu,  # type: ignore[arg-type]
+        gpu=spec.hardware.gpu,
         calibration=calibration,
     )
     if out is not None:
