@@ -186,6 +186,11 @@ class StorageTracker(TorchDispatchMode):
             block.category = category
         return block
 
+    def reserve(self, nbytes: int, category: Component) -> None:
+        """Record a block that no tensor owns (e.g. a library workspace), live from now to the end."""
+        self.blocks.append(Block(round_up(nbytes, self.granularity), category=category))
+        self.events.append((len(self.blocks) - 1, 1, self._phase_index))
+
     def track_all(self, tensors: Iterable[torch.Tensor], category: Component | None = None) -> None:
         """:meth:`track` every tensor."""
         for tensor in tensors:
@@ -217,10 +222,10 @@ class StorageTracker(TorchDispatchMode):
 
     def register_outputs(self, func: Any, out: Any) -> None:
         """Track the freshly allocated outputs of ``func`` (views and in-place results are skipped)."""
-        fresh = self._fresh_cache.get(func, False)
-        if fresh is False:
-            fresh = _fresh_outputs(func)
-            self._fresh_cache[func] = fresh
+        if func in self._fresh_cache:
+            fresh = self._fresh_cache[func]
+        else:
+            fresh = self._fresh_cache[func] = _fresh_outputs(func)
         if isinstance(out, torch.Tensor):
             if fresh is None or (fresh and fresh[0]):
                 self.track(out)
