@@ -88,30 +88,22 @@ def estimate_record(spec: RunSpec, acc: Accounting) -> dict[str, Any]:
     }
 
 
-Engine = Literal["none", "simulate", "formula"]
+Engine = Literal["none", "simulate"]
 
 
 def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model: ResolvedModel) -> dict[str, Any]:
     from lorabench.predict.device import device_totals, fits_on_catalog_gpus
 
-    if engine == "simulate":
-        from lorabench.predict.simulate import simulate
+    from lorabench.predict.simulate import simulate
 
-        sim = simulate(spec, device=device)
-        peak, breakdown, phase = sim.peak_allocated_bytes, dict(sim.breakdown), sim.peak_phase
-        paged, seconds = sim.paged_optimizer_bytes, sim.seconds
-        how = (
-            "predicted (simulate): the real training step (2 iterations) of the HF model + PEFT on fake tensors, "
-            f"every storage's lifetime tracked; {device} kernels"
-            + ("; CUDA allocator 512-byte blocks" if device == "cuda" else "")
-        )
-    else:
-        from lorabench.predict.formula import formula_memory
-
-        est = formula_memory(spec, device=device)
-        peak, breakdown, phase = est.peak_allocated_bytes, dict(est.breakdown), est.peak_phase
-        paged, seconds = est.paged_optimizer_bytes, est.seconds
-        how = f"predicted (formula): closed-form components with coefficients fitted to the simulation ({device})"
+    sim = simulate(spec, device=device)
+    peak, breakdown, phase = sim.peak_allocated_bytes, dict(sim.breakdown), sim.peak_phase
+    paged, seconds = sim.paged_optimizer_bytes, sim.seconds
+    how = (
+        "predicted (simulate): the real training step (2 iterations) of the HF model + PEFT on fake tensors, "
+        f"every storage's lifetime tracked; {device} kernels"
+        + ("; CUDA allocator 512-byte blocks" if device == "cuda" else "")
+    )
     layers = int(getattr(model.config, "num_hidden_layers", 1) or 1)
     totals = device_totals(breakdown, spec, layers, cuda=device == "cuda")
     return {
@@ -163,7 +155,7 @@ def estimate(
     Args:
         spec: The run spec.
         model: An already resolved model.
-        engine: Memory engine: ``simulate`` (exact, seconds), ``formula`` (instant), or ``none``.
+        engine: Memory engine: ``simulate`` (the fake-tensor simulation, seconds) or ``none``.
         device: The device the memory is predicted for (``cuda`` unless you train on a CPU).
         tokens: Tokens processed by the whole job, for the time prediction (needs ``gpu``).
         gpu: GPU for the time prediction (default: the spec's hardware GPU).
