@@ -93,7 +93,6 @@ Engine = Literal["none", "simulate"]
 
 def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model: ResolvedModel) -> dict[str, Any]:
     from lorabench.predict.device import device_totals, fits_on_catalog_gpus
-
     from lorabench.predict.simulate import simulate
 
     sim = simulate(spec, device=device)
