@@ -1,0 +1,595 @@
+"""Peak training memory by formula: closed-form static components plus a fitted model of the dynamic ones.
+
+:func:`formula_memory` predicts what :func:`lorabench.predict.simulate.simulate` reports, in microseconds instead
+of seconds, so that sweeps over thousands of configurations and "largest batch that fits" searches are instant.
+
+Static components are exact, from the model's module graph (built once per model, method, rank and targets on
+the meta device and cached; :func:`lorabench.predict.params.account` gives the base and adapter bytes):
+
+- ``weights``: the frozen base as stored -- bf16, or at 8/4 bits the packed quantized weights plus every
+  non-quantized parameter (embeddings, ``lm_head``, norms, biases) upcast to fp32 by PEFT's
+  ``prepare_model_for_kbit_training``, which doubles their bytes; buffers as they are.
+- ``quant_constants``: bitsandbytes' absmax, row scales, code books and offsets.
+- ``adapter``: the trainable LoRA/DoRA parameters (fp32, PEFT's default).
+- ``optimizer_state``: ``adamw_torch`` keeps two fp32 states per trainable tensor (plus a 4-byte step
+  counter per tensor on the CPU; on CUDA the counters stay on the host); ``adamw_8bit`` keeps two uint8
+  states and two fp32 absmax per 256-element block for tensors of at least 4096 elements, two fp32 states
+  for smaller ones, and two 256-entry fp32 quantile maps; ``paged_adamw_8bit`` has the same bytes, but on
+  CUDA the states of tensors of at least 100,000 elements live in managed memory: reported as
+  ``paged_optimizer_bytes``, not in the peak.
+- on ``cuda`` every tensor is rounded up to the caching allocator's 512-byte blocks.
+
+Dynamic components (``activations``, ``temporaries``, and the ``gradients`` live at the peak) are linear in
+physically motivated features of the batch, sequence length and architecture (:data:`FEATURES`). The peak is the
+largest of a few candidate moments (the end of the forward, the loss backward, a checkpointed layer's
+recomputation, a DoRA layer's weight-norm work), so each group of (device, base bits, gradient checkpointing,
+DoRA or not) has up to three linear pieces and the formula takes the one predicting the most; coefficients are
+non-negative, so the prediction grows with batch and sequence length. ``benchmarks/fit_formula.py`` fits them to
+simulations of random small-to-medium Llama-architecture models and stores them in ``formula_coefficients.json``
+with the design, the date and the held-out error (median |error| 0.4%, full-size Llama points within 5%).
+On CUDA the cuBLAS workspaces of ``spec.hardware.gpu`` (64 MiB on Hopper, as the simulation counts them) are
+added to the temporaries exactly. Like the simulation's default, the formula describes padded batches (an
+attention mask). With gradient accumulation the gradients of earlier micro-batches are live at the peak: all of
+them are added. Other architectures than Llama's are flagged ``extrapolated``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+from lorabench.errors import ConfigError
+from lorabench.spec import RunSpec
+
+__all__ = [
+    "CUDA_BLOCK_BYTES",
+    "FEATURES",
+    "FORMULA_COMPONENTS",
+    "FormulaResult",
+    "coefficients",
+    "formula_features",
+    "formula_memory",
+    "group_key",
+    "set_coefficients",
+    "static_components",
+]
+
+CUDA_BLOCK_BYTES = 512
+FORMULA_COMPONENTS: tuple[str, ...] = (
+    "weights",
+    "quant_constants",
+    "adapter",
+    "gradients",
+    "optimizer_state",
+    "activations",
+    "temporaries",
+)
+DYNAMIC_COMPONENTS: tuple[str, ...] = ("gradients", "activations", "temporaries")
+
+# Per-layer quantities: each enters twice, summed over all layers but one ("(L-1)") and for one layer ("1"), so
+# that a fitted piece can describe every layer's saved tensors, or a moment inside the last layer's forward
+# (the layers before it, and part of it), or one layer recomputed under checkpointing -- with non-negative
+# coefficients, which keeps the prediction monotone in batch and sequence length.
+_LAYER_QUANTITIES: tuple[str, ...] = (
+    "T*h",  # hidden-sized tensors (norm inputs, residuals, attention output, q)
+    "T*I",  # intermediate-sized tensors (gate, up, activation)
+    "T*kv",  # key/value projections (kv heads x head dim)
+    "T*in_a",  # inputs of the layer's adapted linears (cast to fp32 for lora_A)
+    "T*in_a_dropout",  # the same when LoRA dropout is on (its output and mask)
+    "T*out_a",  # outputs of the adapted linears (lora_B result; DoRA's base result)
+    "T*r_a",  # lora_A outputs
+    "b*s^2",  # the attention mask as an additive bias
+    "b*s^2*H",  # materialised attention scores (math attention)
+    "dora_W",  # DoRA: elements of the layer's adapted weights (weight-sized tensors kept for backward)
+    "dora_W_dropout",  # the same with dropout on (DoRA then recomputes the base output from the weight)
+)
+FEATURES: tuple[str, ...] = (
+    *(f"{q}*(L-1)" for q in _LAYER_QUANTITIES),
+    *(f"{q}*1" for q in _LAYER_QUANTITIES),
+    "T*V",  # logits and their fp32 upcasts (T = micro batch x sequence length)
+    "Wq_max",  # largest quantized weight (elements): dequantized in full by a k-bit layer's backward
+    "dora_in^2",  # DoRA: in x in identity through lora_A/lora_B to build the adapter weight (largest layer)
+    "dora_in*out",  # DoRA: that layer's adapter weight, dequantized base weight and their sum
+    "G",  # bytes of all trainable gradients (fp32)
+    "1",  # fixed bytes
+)
+
+_Targets = tuple[str, ...] | Literal["all-linear"]
+_COEFFICIENTS_FILE = "formula_coefficients.json"
+_PAGED_MIN_NUMEL = 100_000
+_BNB_MIN_8BIT_NUMEL = 4096
+_BNB_BLOCK = 256
+_QMAP_BYTES = 2 * 256 * 4
+_FP32 = 4
+
+
+@dataclass(frozen=True)
+class FormulaResult:
+    """The formula's prediction of one training step's peak.
+
+    Attributes:
+        peak_allocated_bytes: Predicted peak of live tensor bytes (``torch.cuda.max_memory_allocated`` on CUDA).
+        breakdown: Bytes per component at the peak (``weights``, ``quant_constants``, ``adapter``,
+            ``gradients``, ``optimizer_state``, ``activations``, ``temporaries``); sums to the peak.
+        peak_phase: ``forward``, ``backward`` or ``optimizer``: the phase of the winning piece (where the
+            simulated peaks it was fitted on mostly were).
+        paged_optimizer_bytes: Optimizer state in CUDA managed memory (``paged_adamw_8bit``), not in the peak.
+        device: ``cuda`` or ``cpu``.
+        engine: ``formula``.
+        seconds: Wall time of the prediction.
+        micro_batch: Rows per micro-batch.
+        seq_len: Tokens per row.
+        group: The coefficient group used (device, bits, checkpointing, DoRA).
+        extrapolated: True when the model's architecture (``model_type``) is not one the coefficients were fitted
+            on (Llama); its dynamic components are then a rougher estimate (e.g. Gemma-2: about 10-20% low).
+    """
+
+    peak_allocated_bytes: int
+    breakdown: dict[str, int]
+    peak_phase: str
+    paged_optimizer_bytes: int
+    device: str
+    engine: str
+    seconds: float
+    micro_batch: int
+    seq_len: int
+    group: str
+    extrapolated: bool = False
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """Tensor sizes and architecture facts of one model + adapter (independent of bits and device)."""
+
+    model_type: str
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_dim: int
+    vocab: int
+    quantized: tuple[tuple[int, int], ...]  # (out, in) of every linear bitsandbytes would quantize
+    unquantized: tuple[int, ...]  # element counts of the other (bf16) parameters, but the next
+    quantized_bias: tuple[int, ...]  # element counts of the quantized linears' biases
+    buffers: tuple[int, ...]  # buffer bytes
+    adapter: tuple[int, ...]  # element counts of the trainable parameters (fp32)
+    in_adapted: int
+    out_adapted: int
+    r_adapted: int
+    dora_in: int  # in_features of the adapted layer with the largest DoRA weight-norm work
+    dora_out: int  # its out_features
+    adapted_weights: int  # elements of all adapted weights (sum of in x out)
+    quantized_max: int  # largest quantized weight (elements)
+
+
+@dataclass(frozen=True)
+class _Static:
+    """Static bytes of one (model, adapter, bits, optimizer, device)."""
+
+    graph: _Graph
+    weights: int
+    quant_constants: int
+    adapter: int
+    gradients: int
+    optimizer_state: int
+    paged_optimizer_bytes: int
+    workspace: int  # cuBLAS workspaces (CUDA), a constant part of the temporaries
+
+
+def _round(nbytes: int, block: int) -> int:
+    if block <= 1 or nbytes <= 0:
+        return max(nbytes, 0)
+    return -(-nbytes // block) * block
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve(ref: str) -> Any:
+    from lorabench.models import resolve_model
+
+    return resolve_model(ref)
+
+
+def _int_attr(config: Any, name: str, default: int | None = None) -> int:
+    value = getattr(config, name, None)
+    if value is None:
+        if default is None:
+            raise ConfigError(f"model config has no {name}; the formula engine needs it")
+        return default
+    return int(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _graph(ref: str, dora: bool, rank: int, targets: _Targets) -> _Graph:
+    """Build the model on meta with its adapter once and record every size the formula needs."""
+    import torch
+    from peft import get_peft_model
+    from peft.tuners.lora import LoraLayer
+
+    from lorabench.methods import check_targets, lora_config
+    from lorabench.models import build_meta_model
+    from lorabench.models.build import quiet_hf
+    from lorabench.predict.params import _is_quantized, modules_kept_unquantized
+
+    resolved = _resolve(ref)
+    config = resolved.config
+    spec = RunSpec(model=ref, method="dora" if dora else "lora", rank=rank, targets=targets)
+    base = build_meta_model(config)
+    check_targets(spec, base, resolved.display_name)
+    skip = modules_kept_unquantized(base)
+    quantized: list[tuple[int, int]] = []
+    quantized_bias: list[int] = []
+    seen: set[int] = set()
+    for name, module in base.named_modules():
+        if type(module) is torch.nn.Linear and _is_quantized(name, skip):
+            quantized.append((int(module.out_features), int(module.in_features)))
+            seen.add(id(module.weight))
+            if module.bias is not None:
+                quantized_bias.append(int(module.bias.numel()))
+                seen.add(id(module.bias))
+    unquantized: list[int] = []
+    for param in base.parameters():
+        if id(param) not in seen:
+            seen.add(id(param))
+            unquantized.append(int(param.numel()))
+    buffers = [int(b.numel() * b.element_size()) for b in base.buffers()]
+    with quiet_hf():
+        model = get_peft_model(base, lora_config(spec))
+    adapter = [int(p.numel()) for p in model.parameters() if p.requires_grad]
+    in_sum = out_sum = r_sum = weights_sum = 0
+    dora_in = dora_out = 0
+    for module in model.modules():
+        if isinstance(module, LoraLayer) and module.r:
+            fan_in, fan_out = int(module.in_features or 0), int(module.out_features or 0)
+            in_sum += fan_in
+            out_sum += fan_out
+            r_sum += sum(int(r) for r in module.r.values())
+            weights_sum += fan_in * fan_out
+            if fan_in * (fan_in + 2 * fan_out) > dora_in * (dora_in + 2 * dora_out):
+                dora_in, dora_out = fan_in, fan_out
+    hidden = _int_attr(config, "hidden_size")
+    heads = _int_attr(config, "num_attention_heads")
+    kv_heads = _int_attr(config, "num_key_value_heads", heads)
+    head_dim = _int_attr(config, "head_dim", hidden // heads)
+    return _Graph(
+        model_type=str(getattr(config, "model_type", "") or ""),
+        hidden=hidden,
+        intermediate=_int_attr(config, "intermediate_size", 4 * hidden),
+        layers=_int_attr(config, "num_hidden_layers"),
+        heads=heads,
+        kv_dim=kv_heads * head_dim,
+        vocab=_int_attr(config, "vocab_size"),
+        quantized=tuple(quantized),
+        unquantized=tuple(unquantized),
+        quantized_bias=tuple(quantized_bias),
+        buffers=tuple(buffers),
+        adapter=tuple(adapter),
+        in_adapted=in_sum,
+        out_adapted=out_sum,
+        r_adapted=r_sum,
+        dora_in=dora_in,
+        dora_out=dora_out,
+        adapted_weights=weights_sum,
+        quantized_max=max((o * i for o, i in quantized), default=0),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _account(ref: str, dora: bool, rank: int, targets: _Targets, bits: int) -> tuple[int, int, int]:
+    """``account()``'s base bytes, constant bytes and adapter bytes at ``bits`` (cached)."""
+    from lorabench.predict.params import account
+
+    spec = RunSpec(model=ref, method="dora" if dora else "lora", rank=rank, targets=targets)
+    acc = account(spec, _resolve(ref))
+    return acc.base_bytes(bits), acc.constant_bytes(bits), acc.adapter_bytes
+
+
+def _quantized_bytes(out_features: int, in_features: int, bits: int, block: int) -> tuple[int, int]:
+    """Weight and constant bytes of one quantized linear, each tensor rounded to ``block``."""
+    numel = out_features * in_features
+    if bits == 8:
+        return _round(numel, block), _round(out_features * _FP32, block)
+    blocks = _ceil_div(numel, 64)
+    nested = _ceil_div(blocks, 256)
+    constants = sum(_round(n, block) for n in (blocks, nested * _FP32, 256 * _FP32, 16 * _FP32, _FP32))
+    return _round((numel + 1) // 2, block), constants
+
+
+def _optimizer_bytes(adapter: tuple[int, ...], optimizer: str, device: str, block: int) -> tuple[int, int]:
+    """(bytes in the peak, paged bytes) of the optimizer state for trainable tensors of ``adapter`` elements."""
+    if optimizer == "adamw_torch":
+        steps = _FP32 * len(adapter) if device == "cpu" else 0
+        return sum(2 * _round(n * _FP32, block) for n in adapter) + steps, 0
+    resident = _QMAP_BYTES
+    paged = 0
+    for n in adapter:
+        state = n if n >= _BNB_MIN_8BIT_NUMEL else n * _FP32
+        if n >= _BNB_MIN_8BIT_NUMEL:
+            resident += 2 * _round(_ceil_div(n, _BNB_BLOCK) * _FP32, block)
+        if optimizer == "paged_adamw_8bit" and device == "cuda" and n >= _PAGED_MIN_NUMEL:
+            paged += 2 * _round(state, block)
+        else:
+            resident += 2 * _round(state, block)
+    return resident, paged
+
+
+@functools.lru_cache(maxsize=1024)
+def _static(
+    ref: str, dora: bool, rank: int, targets: _Targets, bits: int, optimizer: str, device: str, gpu: str | None
+) -> _Static:
+    graph = _graph(ref, dora, rank, targets)
+    block = CUDA_BLOCK_BYTES if device == "cuda" else 1
+    # k-bit preparation upcasts bf16 parameters to fp32; a 4-bit layer's forward casts its bias back to bf16
+    unquantized_elem = 2 if bits == 16 else _FP32
+    bias_elem = _FP32 if bits == 8 else 2
+    if device == "cpu":
+        base, constants, adapter = _account(ref, dora, rank, targets, bits)
+        upcast = sum(graph.unquantized) + (sum(graph.quantized_bias) if bits == 8 else 0)
+        weights = base - constants + ((_FP32 - 2) * upcast if bits < 16 else 0)
+    else:
+        weights = sum(_round(n * unquantized_elem, block) for n in graph.unquantized)
+        weights += sum(_round(n * bias_elem, block) for n in graph.quantized_bias)
+        weights += sum(_round(b, block) for b in graph.buffers)
+        constants = 0
+        for out_features, in_features in graph.quantized:
+            if bits == 16:
+                weights += _round(out_features * in_features * 2, block)
+            else:
+                w, c = _quantized_bytes(out_features, in_features, bits, block)
+                weights += w
+                constants += c
+        adapter = sum(_round(n * _FP32, block) for n in graph.adapter)
+    gradients = sum(_round(n * _FP32, block) for n in graph.adapter)
+    optimizer_state, paged = _optimizer_bytes(graph.adapter, optimizer, device, block)
+    workspace = 0
+    if device == "cuda":
+        from lorabench.predict.simulate import cublas_workspace_bytes
+
+        workspace = cublas_workspace_bytes(gpu)
+    return _Static(graph, weights, constants, adapter, gradients, optimizer_state, paged, workspace)
+
+
+def group_key(device: str, bits: int, grad_ckpt: bool, dora: bool) -> str:
+    """The coefficient group of a configuration, e.g. ``cuda-4bit-ckpt-lora``."""
+    return f"{device}-{bits}bit-{'ckpt' if grad_ckpt else 'nockpt'}-{'dora' if dora else 'lora'}"
+
+
+_override: list[dict[str, Any]] = []
+
+
+def set_coefficients(data: Mapping[str, Any] | None) -> None:
+    """Use ``data`` (the coefficient file's content) instead of the packaged file; None restores it.
+
+    For ``benchmarks/fit_formula.py`` and tests, to evaluate a fit before it is written.
+    """
+    _override.clear()
+    if data is not None:
+        _override.append(dict(data))
+    coefficients.cache_clear()
+    _group.cache_clear()
+
+
+@functools.lru_cache(maxsize=1)
+def coefficients() -> dict[str, Any]:
+    """The coefficient data in use: the packaged ``formula_coefficients.json`` (loaded once) or an override.
+
+    Raises:
+        ConfigError: The file is missing or malformed (a packaging problem).
+    """
+    if _override:
+        data = _override[0]
+    else:
+        try:
+            text = resources.files("lorabench.predict").joinpath(_COEFFICIENTS_FILE).read_text("utf-8")
+            data = json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"formula engine: cannot read {_COEFFICIENTS_FILE} ({exc})") from None
+    if not isinstance(data, dict) or data.get("features") != list(FEATURES) or not isinstance(data.get("groups"), dict):
+        raise ConfigError(f"formula engine: {_COEFFICIENTS_FILE} does not match this lorabench's features")
+    return data
+
+
+_Piece = tuple[dict[str, tuple[float, ...]], str]
+
+
+@functools.lru_cache(maxsize=64)
+def _group(key: str) -> tuple[_Piece, ...]:
+    groups: Mapping[str, Any] = coefficients()["groups"]
+    if key not in groups:
+        raise ConfigError(f"formula engine: no coefficients for {key}; rerun benchmarks/fit_formula.py")
+    pieces: list[_Piece] = []
+    for piece in groups[key]["pieces"]:
+        table = piece["coefficients"]
+        vectors = {name: tuple(float(table.get(name, {}).get(f, 0.0)) for f in FEATURES) for name in DYNAMIC_COMPONENTS}
+        pieces.append((vectors, str(piece.get("phase", "backward"))))
+    if not pieces:
+        raise ConfigError(f"formula engine: no coefficients for {key}; rerun benchmarks/fit_formula.py")
+    return tuple(pieces)
+
+
+def _check(device: str, micro_batch: int | None, seq_len: int | None) -> None:
+    if device not in ("cuda", "cpu"):
+        raise ConfigError(f"device must be 'cuda' or 'cpu' (got {device!r})")
+    for name, value in (("micro_batch", micro_batch), ("seq_len", seq_len)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ConfigError(f"{name} must be a positive integer (got {value!r})")
+
+
+def _static_for(spec: RunSpec, device: str) -> _Static:
+    return _static(
+        spec.model,
+        spec.method == "dora",
+        spec.rank,
+        spec.targets,
+        spec.bits,
+        spec.optimizer,
+        device,
+        spec.hardware.gpu if device == "cuda" else None,
+    )
+
+
+def _features(static: _Static, batch: int, length: int, dropout: bool, bits: int, dora: bool) -> tuple[float, ...]:
+    graph = static.graph
+    tokens = float(batch * length)
+    layers = graph.layers
+    square = float(batch * length * length)
+    per_layer_in = graph.in_adapted / layers
+    dora_w = graph.adapted_weights / layers if dora else 0.0
+    dora_in = graph.dora_in if dora else 0
+    quantities = (
+        tokens * graph.hidden,
+        tokens * graph.intermediate,
+        tokens * graph.kv_dim,
+        tokens * per_layer_in,
+        tokens * per_layer_in if dropout else 0.0,
+        tokens * graph.out_adapted / layers,
+        tokens * graph.r_adapted / layers,
+        square,
+        square * graph.heads,
+        dora_w,
+        dora_w if dropout else 0.0,
+    )
+    others = layers - 1
+    return (
+        *(q * others for q in quantities),
+        *quantities,
+        tokens * graph.vocab,
+        float(graph.quantized_max if bits < 16 else 0),
+        float(dora_in * dora_in),
+        float(dora_in * graph.dora_out),
+        float(static.gradients),
+        1.0,
+    )
+
+
+def formula_features(
+    spec: RunSpec,
+    device: Literal["cuda", "cpu"] = "cuda",
+    micro_batch: int | None = None,
+    seq_len: int | None = None,
+) -> dict[str, float]:
+    """The dynamic model's feature values for a configuration (what ``benchmarks/fit_formula.py`` regresses on).
+
+    Args:
+        spec: The run spec.
+        device: ``cuda`` or ``cpu``.
+        micro_batch: Rows per micro-batch (default: the spec's).
+        seq_len: Tokens per row (default: the spec's).
+
+    Returns:
+        Feature name to value, in :data:`FEATURES` order.
+
+    Raises:
+        ConfigError: Bad device, batch or length.
+        ModelError: Unknown model or target module.
+    """
+    _check(device, micro_batch, seq_len)
+    values = _features(
+        _static_for(spec, device),
+        micro_batch or spec.micro_batch,
+        seq_len or spec.seq_len,
+        spec.dropout > 0,
+        spec.bits,
+        spec.method == "dora",
+    )
+    return dict(zip(FEATURES, values, strict=True))
+
+
+def static_components(spec: RunSpec, device: Literal["cuda", "cpu"] = "cuda") -> dict[str, int]:
+    """Closed-form static bytes: weights, quantization constants, adapter, all gradients, optimizer state, paged.
+
+    Raises:
+        ConfigError: Bad device.
+        ModelError: Unknown model or target module.
+    """
+    _check(device, None, None)
+    static = _static_for(spec, device)
+    return {
+        "weights": static.weights,
+        "quant_constants": static.quant_constants,
+        "adapter": static.adapter,
+        "gradients": static.gradients,
+        "optimizer_state": static.optimizer_state,
+        "paged_optimizer_bytes": static.paged_optimizer_bytes,
+        "cublas_workspace_bytes": static.workspace,
+    }
+
+
+def formula_memory(
+    spec: RunSpec,
+    device: Literal["cuda", "cpu"] = "cuda",
+    micro_batch: int | None = None,
+    seq_len: int | None = None,
+) -> FormulaResult:
+    """Predict the peak of allocated bytes of one training step of ``spec`` and its breakdown, instantly.
+
+    The first call for a model builds its module graph on the meta device (about a second for an 8B model);
+    later calls take microseconds.
+
+    Args:
+        spec: The run spec (model, method, bits, rank, targets, dropout, optimizer, checkpointing,
+            accumulation).
+        device: The device to predict for: ``cuda`` (512-byte allocator blocks, CUDA kernels) or ``cpu``.
+        micro_batch: Rows per micro-batch (default: the spec's).
+        seq_len: Tokens per row (default: the spec's).
+
+    Returns:
+        The peak, its breakdown (summing to it), the phase, paged optimizer bytes and the time taken.
+
+    Raises:
+        ConfigError: Bad device, batch or length, or no coefficients for the configuration's group.
+        ModelError: Unknown model or a target module the architecture does not have.
+    """
+    started = time.perf_counter()
+    _check(device, micro_batch, seq_len)
+    batch = micro_batch or spec.micro_batch
+    length = seq_len or spec.seq_len
+    dora = spec.method == "dora"
+    static = _static_for(spec, device)
+    key = group_key(device, spec.bits, spec.grad_ckpt, dora)
+    features = _features(static, batch, length, spec.dropout > 0, spec.bits, dora)
+    best: dict[str, int] = {}
+    phase = "backward"
+    for vectors, piece_phase in _group(key):  # the peak is the largest of the candidate moments
+        dynamic = {
+            name: max(0, math.ceil(sum(c * f for c, f in zip(vector, features, strict=True))))
+            for name, vector in vectors.items()
+        }
+        if not best or sum(dynamic.values()) > sum(best.values()):
+            best, phase = dynamic, piece_phase
+    dynamic = best
+    if spec.grad_accum > 1:
+        dynamic["gradients"] = static.gradients  # earlier micro-batches' gradients are live
+    else:
+        dynamic["gradients"] = min(dynamic["gradients"], static.gradients)
+    breakdown = {
+        "weights": static.weights,
+        "quant_constants": static.quant_constants,
+        "adapter": static.adapter,
+        "gradients": dynamic["gradients"],
+        "optimizer_state": static.optimizer_state,
+        "activations": dynamic["activations"],
+        "temporaries": dynamic["temporaries"] + static.workspace,
+    }
+    return FormulaResult(
+        peak_allocated_bytes=sum(breakdown.values()),
+        breakdown=breakdown,
+        peak_phase=phase,
+        paged_optimizer_bytes=static.paged_optimizer_bytes,
+        device=device,
+        engine="formula",
+        seconds=time.perf_counter() - started,
+        micro_batch=batch,
+        seq_len=length,
+        group=key,
+        extrapolated=static.graph.model_type not in coefficients().get("model_types", ["llama"]),
+    )
