@@ -66,7 +66,7 @@ def _measure(out: Path, steps: int, step: Step) -> list[dict[str, Any]]:
     return records
 
 
-def _predict(out: Path, engine: Literal["simulate"], step: Step) -> list[dict[str, Any]]:
+def _predict(out: Path, engine: Literal["simulate", "formula"], step: Step) -> list[dict[str, Any]]:
     from lorabench.predict import estimate
     from lorabench.spec import parse_spec
 
@@ -119,14 +119,14 @@ def _cost(out: Path, step: Step) -> list[Any]:
 
 
 def run_demo(
-    out: Path, steps: int = 12, engine: Literal["simulate"] = "simulate", step: Step | None = None
+    out: Path, steps: int = 12, engine: Literal["simulate", "formula"] = "simulate", step: Step | None = None
 ) -> DemoResult:
     """Run the whole demo into ``out`` (records under runs/, estimates/, cost.json; the report under report/).
 
     Args:
         out: Output folder.
         steps: Optimizer steps per measured run.
-        engine: Memory engine for the Llama-3.1-8B table (``simulate``).
+        engine: Memory engine for the Llama-3.1-8B table (``simulate``, or ``formula`` for an instant table).
         step: Called with a description as each stage starts (progress display).
     """
     from lorabench.report import build_report, write_report

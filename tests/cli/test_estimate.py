@@ -72,6 +72,11 @@ def test_config_file_and_out_file(capsys: pytest.CaptureFixture[str], finlora: P
         (["--config", "/nonexistent/spec.yaml"], "cannot read config file"),
         (["--rank", "8"], "no model given"),
         (["--model", "tiny", "--bogus"], "No such option"),
+        (["--model", "tiny", "--seq-len", "0"], "seq_len:"),
+        (["--model", "tiny", "--seq-len", "-5"], "seq_len:"),
+        (["--model", "tiny", "--batch-size", "0"], "micro_batch:"),
+        (["--model", "tiny", "--gpu", "GTX-9999"], "GTX-9999"),
+        (["--model", "tiny", "--engine", "magic"], "--engine: must be simulate, formula or none"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -114,3 +119,22 @@ def test_console_script_exit_status() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "bits:" in proc.stderr
+
+
+def test_formula_engine_agrees_with_simulate_on_the_seed_config(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("estimate", "--model", "llama-3.1-8b", "--bits", "4", "--rank", "8", "--targets", "q_proj,k_proj,v_proj")
+    args += ("--batch-size", "4", "--seq-len", "512", "--json")
+    code, out, _ = run(capsys, *args, "--engine", "formula")
+    formula = json.loads(out)
+    assert code == 0
+    assert formula["engine"] == "formula"
+    assert sum(formula["breakdown"].values()) == formula["peak_allocated_bytes"]
+    assert formula["device_total_bytes"] > formula["peak_allocated_bytes"]
+    assert "formula" in formula["memory_provenance"]
+    code, out, _ = run(capsys, *args, "--engine", "simulate")
+    simulated = json.loads(out)
+    # static components are exact in both engines; the dynamic ones are fitted (held-out full-size error <= 5%)
+    for name in ("weights", "quant_constants", "adapter", "optimizer_state"):
+        assert formula["breakdown"][name] == simulated["breakdown"][name], name
+    error = formula["peak_allocated_bytes"] / simulated["peak_allocated_bytes"] - 1
+    assert abs(error) < 0.05

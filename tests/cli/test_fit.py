@@ -1,24 +1,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-
 import pytest
 
 from lorabench.cli import main as cli
-from lorabench.cli.fit import fit_command
 from lorabench.predict.fit import largest_fitting
 from lorabench.spec import parse_spec
-
-
-@pytest.fixture(autouse=True)
-def fit_registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Until cli/main.py wires ``fit``, add it for these tests only."""
-    names = {c.name for c in cli.app.registered_commands}
-    if "fit" not in names:
-        monkeypatch.setattr(cli.app, "registered_commands", list(cli.app.registered_commands))
-        cli.app.command("fit")(fit_command)
-    yield
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -19,7 +19,9 @@ __all__ = ["demo_command"]
 def demo_command(
     out: Annotated[Path, typer.Option(help="Output folder (records and report).")] = Path("lorabench-out"),
     steps: Annotated[int, typer.Option(help="Optimizer steps per measured run.")] = 12,
-    engine: Annotated[str, typer.Option(help="Memory engine for the Llama-3.1-8B table (simulate).")] = "simulate",
+    engine: Annotated[
+        str, typer.Option(help="Memory engine for the Llama-3.1-8B table: simulate (exact, ~1 min) or formula.")
+    ] = "simulate",
 ) -> None:
     """Measure 5 methods on tiny, predict Llama-3.1-8B's memory table, cost FinLoRA's job, write the report."""
     from lorabench.demo import run_demo
@@ -27,8 +29,8 @@ def demo_command(
 
     if steps < 3:
         raise ConfigError(f"--steps: must be >= 3 (2 warm-up steps + at least one counted), got {steps}")
-    if engine != "simulate":
-        raise ConfigError(f"--engine: must be simulate (got {engine!r})")
+    if engine not in ("simulate", "formula"):
+        raise ConfigError(f"--engine: must be simulate or formula (got {engine!r})")
     console = Console()
     started = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
@@ -38,7 +40,7 @@ def demo_command(
             progress.update(task, description=text)
             progress.console.log(text)
 
-        result = run_demo(out, steps=steps, engine=cast(Literal["simulate"], engine), step=step)
+        result = run_demo(out, steps=steps, engine=cast(Literal["simulate", "formula"], engine), step=step)
     table = Table(
         title="Measured on tiny (CPU counter: PyTorch profiler allocator events)"
         if result.runs[0]["metrics"].get("device") == "cpu"

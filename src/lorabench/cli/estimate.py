@@ -33,7 +33,7 @@ from lorabench.units import format_bytes, format_count
 
 __all__ = ["estimate_command", "render_estimate"]
 
-Engine = Literal["none", "simulate"]
+Engine = Literal["none", "simulate", "formula"]
 Device = Literal["cuda", "cpu"]
 
 
@@ -55,7 +55,10 @@ def estimate_command(
     gpu: GpuOpt = None,
     gpus: GpusOpt = None,
     engine: Annotated[
-        str, typer.Option(help="Peak-memory engine: simulate (fake-tensor simulation, seconds) or none.")
+        str,
+        typer.Option(
+            help="Peak-memory engine: simulate (fake-tensor simulation, seconds), formula (fitted to it) or none."
+        ),
     ] = "simulate",
     device: Annotated[str, typer.Option(help="Predict memory for cuda (default) or cpu training.")] = "cuda",
     tokens: Annotated[
@@ -72,8 +75,8 @@ def estimate_command(
     from lorabench.records import write_json_atomic
     from lorabench.spec import load_spec
 
-    if engine not in ("simulate", "none"):
-        raise ConfigError(f"--engine: must be simulate or none (got {engine!r})")
+    if engine not in ("simulate", "formula", "none"):
+        raise ConfigError(f"--engine: must be simulate, formula or none (got {engine!r})")
     if device not in ("cuda", "cpu"):
         raise ConfigError(f"--device: must be cuda or cpu (got {device!r})")
     overrides = spec_overrides(

@@ -14,6 +14,7 @@ from lorabench.cli.catalog import catalog_command
 from lorabench.cli.cost import cost_command
 from lorabench.cli.demo import demo_command
 from lorabench.cli.estimate import estimate_command
+from lorabench.cli.fit import fit_command
 from lorabench.cli.models import models_command
 from lorabench.cli.report import report_command
 from lorabench.cli.run import run_command
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 app.command("demo")(demo_command)
 app.command("estimate")(estimate_command)
+app.command("fit")(fit_command)
 app.command("models")(models_command)
 app.command("run")(run_command)
 app.command("sweep")(sweep_command)

@@ -1,7 +1,8 @@
 """The estimate record: what lorabench predicts for a spec before any run.
 
-For now it holds the exact parameter and weight-size accounting; memory at the peak, FLOPs
-and time join it as the prediction engines land.
+It holds the exact parameter and weight-size accounting, the peak memory of a training step by one of two
+engines (``simulate``: the real step on fake tensors, seconds; ``formula``: closed form fitted to the
+simulation, microseconds) with device totals, and the time predicted by the FLOPs engine.
 """
 
 from __future__ import annotations
@@ -88,21 +89,36 @@ def estimate_record(spec: RunSpec, acc: Accounting) -> dict[str, Any]:
     }
 
 
-Engine = Literal["none", "simulate"]
+Engine = Literal["none", "simulate", "formula"]
 
 
 def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model: ResolvedModel) -> dict[str, Any]:
     from lorabench.predict.device import device_totals, fits_on_catalog_gpus
-    from lorabench.predict.simulate import simulate
 
-    sim = simulate(spec, device=device)
-    peak, breakdown, phase = sim.peak_allocated_bytes, dict(sim.breakdown), sim.peak_phase
-    paged, seconds = sim.paged_optimizer_bytes, sim.seconds
-    how = (
-        "predicted (simulate): the real training step (2 iterations) of the HF model + PEFT on fake tensors, "
-        f"every storage's lifetime tracked; {device} kernels"
-        + ("; CUDA allocator 512-byte blocks" if device == "cuda" else "")
-    )
+    if engine == "formula":
+        from lorabench.predict.formula import formula_memory
+
+        result = formula_memory(spec, device=device)
+        peak, breakdown, phase = result.peak_allocated_bytes, dict(result.breakdown), result.peak_phase
+        paged, seconds = result.paged_optimizer_bytes, result.seconds
+        how = (
+            "predicted (formula): exact static components from the meta-device module graph + activations, "
+            f"temporaries and live gradients by a closed form fitted to the simulate engine (group {result.group}); "
+            f"{device} kernels" + ("; CUDA allocator 512-byte blocks" if device == "cuda" else "")
+        )
+        if result.extrapolated:
+            how += "; EXTRAPOLATED: coefficients were fitted on Llama-architecture models only"
+    else:
+        from lorabench.predict.simulate import simulate
+
+        sim = simulate(spec, device=device)
+        peak, breakdown, phase = sim.peak_allocated_bytes, dict(sim.breakdown), sim.peak_phase
+        paged, seconds = sim.paged_optimizer_bytes, sim.seconds
+        how = (
+            "predicted (simulate): the real training step (2 iterations) of the HF model + PEFT on fake tensors, "
+            f"every storage's lifetime tracked; {device} kernels"
+            + ("; CUDA allocator 512-byte blocks" if device == "cuda" else "")
+        )
     layers = int(getattr(model.config, "num_hidden_layers", 1) or 1)
     totals = device_totals(breakdown, spec, layers, cuda=device == "cuda")
     return {
@@ -154,7 +170,8 @@ def estimate(
     Args:
         spec: The run spec.
         model: An already resolved model.
-        engine: Memory engine: ``simulate`` (the fake-tensor simulation, seconds) or ``none``.
+        engine: Memory engine: ``simulate`` (the fake-tensor simulation, seconds), ``formula`` (closed form
+            fitted to the simulation, microseconds) or ``none``.
         device: The device the memory is predicted for (``cuda`` unless you train on a CPU).
         tokens: Tokens processed by the whole job, for the time prediction (needs ``gpu``).
         gpu: GPU for the time prediction (default: the spec's hardware GPU).

@@ -19,6 +19,9 @@ import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 from lorabench.errors import MeasurementError
 from lorabench.spec import RunSpec, parse_spec
@@ -116,6 +119,7 @@ class ValidationRow:
     simulated_bytes: int
     padded: bool
     note: str | None = None
+    formula_bytes: int | None = None
 
     @property
     def error(self) -> float | None:
@@ -124,6 +128,33 @@ class ValidationRow:
             return None
         return self.simulated_bytes / self.measured_bytes - 1.0
 
+    @property
+    def formula_error(self) -> float | None:
+        """Relative error of the formula engine, or None without a measurement or a formula figure."""
+        if self.measured_bytes is None or self.formula_bytes is None:
+            return None
+        return self.formula_bytes / self.measured_bytes - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the spec's varied fields, both predictions, the measurement and the errors."""
+        s = self.spec
+        return {
+            "model": s.model,
+            "method": s.method,
+            "bits": s.bits,
+            "rank": s.rank,
+            "micro_batch": s.micro_batch,
+            "seq_len": s.seq_len,
+            "grad_ckpt": s.grad_ckpt,
+            "padded": self.padded,
+            "measured_peak_bytes": self.measured_bytes,
+            "simulated_peak_bytes": self.simulated_bytes,
+            "formula_peak_bytes": self.formula_bytes,
+            "simulate_error": self.error,
+            "formula_error": self.formula_error,
+            "note": self.note,
+        }
+
 
 def validate(spec: RunSpec, task: str = "sentiment") -> ValidationRow:
     """Measure ``spec`` on the CPU and simulate it for the CPU with the same padding.
@@ -131,6 +162,7 @@ def validate(spec: RunSpec, task: str = "sentiment") -> ValidationRow:
     A real run that fails (e.g. a library bug for that combination) gives a row without a measurement and
     the failure as its note.
     """
+    from lorabench.predict.formula import formula_memory
     from lorabench.predict.simulate import simulate
 
     try:
@@ -140,9 +172,12 @@ def validate(spec: RunSpec, task: str = "sentiment") -> ValidationRow:
         sim = simulate(spec, "cpu", padding="padded" if padded else "packed")
         message = str(exc).splitlines()[0] if str(exc) else ""
         note = f"real run failed: {type(exc).__name__}: {message}"
-        return ValidationRow(spec, None, sim.peak_allocated_bytes, padded, note)
+        formula = formula_memory(spec, "cpu").peak_allocated_bytes if padded else None
+        return ValidationRow(spec, None, sim.peak_allocated_bytes, padded, note, formula)
     sim = simulate(spec, "cpu", padding="padded" if measured.padded else "packed")
-    return ValidationRow(spec, measured.peak_bytes, sim.peak_allocated_bytes, measured.padded)
+    # the formula describes padded batches (an attention mask), as its coefficients were fitted
+    formula = formula_memory(spec, "cpu").peak_allocated_bytes if measured.padded else None
+    return ValidationRow(spec, measured.peak_bytes, sim.peak_allocated_bytes, measured.padded, None, formula)
 
 
 def validation_specs(model: str = "tiny", seq_len: int = 128) -> list[RunSpec]:
@@ -164,26 +199,67 @@ def validation_specs(model: str = "tiny", seq_len: int = 128) -> list[RunSpec]:
 def render_table(rows: Sequence[ValidationRow]) -> str:
     """A Markdown table of the rows and a summary line (median and max |error|)."""
     lines = [
-        "| method | bits | rank | batch | ckpt | measured MB | simulated MB | error |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | bits | rank | batch | ckpt | measured MB | simulated MB | error | formula MB | error |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         s = row.spec
         measured = "n/a" if row.measured_bytes is None else f"{row.measured_bytes / 1e6:.3f}"
         error = row.error
         shown = f"{100 * error:+.2f}%" if error is not None else f"n/a ({row.note})"
+        formula = "n/a" if row.formula_bytes is None else f"{row.formula_bytes / 1e6:.3f}"
+        f_error = row.formula_error
+        f_shown = "n/a" if f_error is None else f"{100 * f_error:+.2f}%"
         lines.append(
             f"| {s.method} | {s.bits} | {s.rank} | {s.micro_batch} | {'on' if s.grad_ckpt else 'off'} | "
-            f"{measured} | {row.simulated_bytes / 1e6:.3f} | {shown} |"
+            f"{measured} | {row.simulated_bytes / 1e6:.3f} | {shown} | {formula} | {f_shown} |"
         )
-    errors = [abs(row.error) for row in rows if row.error is not None]
-    if errors:
-        lines.append("")
-        lines.append(
-            f"{len(errors)} measured of {len(rows)}: median |error| {100 * statistics.median(errors):.2f}%, "
-            f"max {100 * max(errors):.2f}%"
-        )
+    lines.append("")
+    lines.extend(summary_lines(rows))
     return "\n".join(lines)
+
+
+def _summary(name: str, errors: Sequence[float], total: int) -> str:
+    if not errors:
+        return f"{name}: no measured cell of {total}"
+    magnitudes = [abs(e) for e in errors]
+    return (
+        f"{name}: {len(errors)} measured of {total}: median |error| {100 * statistics.median(magnitudes):.2f}%, "
+        f"max {100 * max(magnitudes):.2f}%"
+    )
+
+
+def summary_lines(rows: Sequence[ValidationRow]) -> list[str]:
+    """One line per engine: cells measured, median and max |error| against the measurement."""
+    simulate_errors = [row.error for row in rows if row.error is not None]
+    formula_errors = [row.formula_error for row in rows if row.formula_error is not None]
+    return [_summary("simulate", simulate_errors, len(rows)), _summary("formula", formula_errors, len(rows))]
+
+
+def validation_record(rows: Sequence[ValidationRow], task: str) -> dict[str, Any]:
+    """The JSON-ready record of a matrix run: environment, counter, rows and the summary."""
+    import torch
+
+    from lorabench.measure.environment import describe_environment
+
+    return {
+        "schema": "lorabench.cpu_validation",
+        "schema_version": 1,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": task,
+        "command": f"python -m lorabench.predict.sim_validate {task} --out DIR",
+        "measured_counter": (
+            "torch.profiler allocator events (profile_memory): bytes live after set-up + peak of the two "
+            "training steps on top (lorabench.measure.trackers.cpu_memory)"
+        ),
+        "predicted": {
+            "simulate": "simulate(spec, 'cpu') with the measured batch's padding",
+            "formula": "formula_memory(spec, 'cpu') (padded batches only)",
+        },
+        "environment": describe_environment(torch.device("cpu")),
+        "summary": summary_lines(rows),
+        "rows": [row.to_dict() for row in rows],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -191,10 +267,47 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     Arguments: ``[task]`` (default ``sentiment``: padded batches; ``xbrl``: full rows, no padding).
     """
-    args = list(sys.argv[1:] if argv is None else argv)
-    task = args[0] if args else "sentiment"
-    rows = [validate(spec, task) for spec in validation_specs()]
-    sys.stdout.write(render_table(rows) + "\n")
+    import argparse
+
+    from lorabench.records import write_json_atomic
+
+    parser = argparse.ArgumentParser(prog="python -m lorabench.predict.sim_validate")
+    parser.add_argument("task", nargs="?", default="sentiment", help="sentiment (padded) or xbrl (full rows)")
+    parser.add_argument("--out", type=Path, help="write validation.json, validation.csv and validation.md here")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    rows: list[ValidationRow] = []
+    for spec in validation_specs():
+        rows.append(validate(spec, args.task))
+        sys.stderr.write(
+            f"[{len(rows)}] {spec.method} {spec.bits}-bit r{spec.rank} b{spec.micro_batch} "
+            f"ckpt={spec.grad_ckpt}: error {rows[-1].error}\n"
+        )
+    table = render_table(rows)
+    sys.stdout.write(table + "\n")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        record = validation_record(rows, args.task)
+        write_json_atomic(args.out / "validation.json", record)
+        _write_csv(args.out / "validation.csv", [row.to_dict() for row in rows])
+        header = f"CPU validation matrix ({record['created']}, task {args.task}); command: {record['command']}\n\n"
+        _write_text(args.out / "validation.md", header + table + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_text(path, buffer.getvalue())
 
 
 if __name__ == "__main__":
