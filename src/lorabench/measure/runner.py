@@ -38,7 +38,6 @@ from lorabench.measure.environment import describe_environment
 from lorabench.measure.options import RunOptions
 from lorabench.measure.record import write_run_record
 from lorabench.measure.trackers import ResourceTracker
-from lorabench.methods import lora_config
 from lorabench.models import ResolvedModel, resolve_model
 from lorabench.models.build import quiet_hf
 from lorabench.models.load import load_for_training
@@ -110,28 +109,16 @@ def prepare_data(spec: RunSpec, model: ResolvedModel, options: RunOptions, rank:
 
 
 def _optimizer(spec: RunSpec, params: list[torch.nn.Parameter]) -> tuple[torch.optim.Optimizer, str]:
-    if spec.optimizer == "adamw_torch":
-        return torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=0.0), "torch.optim.AdamW"
-    from bitsandbytes.optim.adamw import AdamW8bit, PagedAdamW8bit
+    from lorabench.recipe import make_optimizer, optimizer_name
 
-    if spec.optimizer == "adamw_8bit":
-        return AdamW8bit(params, lr=spec.learning_rate, weight_decay=0.0), "bitsandbytes.optim.AdamW8bit"
-    note = "" if torch.cuda.is_available() else " (bitsandbytes falls back to non-paged state on CPU)"
-    return PagedAdamW8bit(params, lr=spec.learning_rate, weight_decay=0.0), "bitsandbytes.optim.PagedAdamW8bit" + note
+    return make_optimizer(spec, params), optimizer_name(spec)
 
 
 def _prepare_model(spec: RunSpec, model: ResolvedModel, options: RunOptions, device: torch.device) -> Any:
-    from peft import get_peft_model, prepare_model_for_kbit_training
+    from lorabench.recipe import prepare_for_training
 
     base = load_for_training(model, spec, device, options.random_weights, options.seed)
-    with quiet_hf():
-        if spec.bits < 16:
-            base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=spec.grad_ckpt)
-        elif spec.grad_ckpt:
-            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            base.enable_input_require_grads()
-        base.config.use_cache = False
-        return get_peft_model(base, lora_config(spec))
+    return prepare_for_training(base, spec)
 
 
 def _total_steps(spec: RunSpec, options: RunOptions, batches_per_rank: int) -> int:

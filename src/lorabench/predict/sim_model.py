@@ -2,7 +2,7 @@
 
 The base is built on the meta device from its config (no memory), quantized linears are swapped for the
 bitsandbytes substitutes of :mod:`.sim_bnb` by transformers' own rule for what stays 16-bit, and the training
-recipe (:mod:`.sim_recipe`: k-bit preparation, checkpointing, PEFT) is applied -- with ``meta`` as the default
+recipe (:mod:`lorabench.recipe`: k-bit preparation, checkpointing, PEFT) is applied -- with ``meta`` as the default
 device, so the adapter is created there too. Every parameter and buffer has its real shape and dtype, none
 has data.
 
@@ -26,7 +26,7 @@ from lorabench.methods import check_targets
 from lorabench.models import ResolvedModel, build_meta_model
 from lorabench.predict.params import _is_quantized, modules_kept_unquantized
 from lorabench.predict.sim_bnb import Target, quant_constant_tensors, sim_linear_4bit, sim_linear_8bit
-from lorabench.predict.sim_recipe import prepare_for_training
+from lorabench.recipe import prepare_for_training
 from lorabench.spec import RunSpec
 
 __all__ = ["PADDED_ATTENTION", "UNPADDED_ATTENTION", "SimModel", "build_sim_model"]

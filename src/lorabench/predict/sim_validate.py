@@ -2,7 +2,7 @@
 
 :func:`measure_cpu_peak` runs the simulation's recipe for real: the model loaded with random weights by
 :func:`lorabench.models.load.load_for_training` (bitsandbytes really quantizes 8/4-bit bases), prepared by
-:func:`.sim_recipe.prepare_for_training`, a batch of synthetic FinLoRA-style records tokenized by a BPE trained
+:func:`lorabench.recipe.prepare_for_training`, a batch of synthetic FinLoRA-style records tokenized by a BPE trained
 on them and padded to ``seq_len``, and two optimizer steps. Memory is read with the independent counter of
 :mod:`lorabench.measure.trackers.cpu_memory` (PyTorch profiler allocator events) in two windows: the bytes
 still live after set-up (weights, adapter, batch), plus the peak of what the training steps allocate on top.
@@ -80,7 +80,7 @@ def measure_cpu_peak(spec: RunSpec, task: str = "sentiment", seed: int = 0) -> C
     from lorabench.models import resolve_model
     from lorabench.models.build import quiet_hf
     from lorabench.models.load import load_for_training
-    from lorabench.predict.sim_recipe import make_optimizer, prepare_for_training, training_step
+    from lorabench.recipe import make_optimizer, prepare_for_training, training_step
 
     resolved = resolve_model(spec.model)
     vocab = int(getattr(resolved.config, "vocab_size", 32000))

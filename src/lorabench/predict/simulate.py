@@ -2,7 +2,7 @@
 
 :func:`simulate` builds the spec's Hugging Face model with its PEFT adapter (the real module graph; quantized
 layers as bitsandbytes-faithful substitutes, :mod:`.sim_bnb`), and runs the training recipe of
-``lorabench measure`` (:mod:`.sim_recipe`) for two optimizer steps -- forward with labels, backward,
+``lorabench measure`` (:mod:`lorabench.recipe`) for two optimizer steps -- forward with labels, backward,
 ``step()``, ``zero_grad(set_to_none=True)`` -- so that optimizer state exists, on PyTorch's meta device:
 every operator computes output shapes, dtypes and strides, no data, and no memory is allocated. A
 ``TorchDispatchMode`` (:mod:`.sim_tracker`) records every storage's allocation and free; replaying those
@@ -47,8 +47,8 @@ from lorabench.models.build import quiet_hf
 from lorabench.predict.sim_bnb import Target, bnb_overrides
 from lorabench.predict.sim_kernels import TargetKernels
 from lorabench.predict.sim_model import SimModel, build_sim_model
-from lorabench.predict.sim_recipe import make_optimizer, training_step
 from lorabench.predict.sim_tracker import COMPONENTS, Component, Phase, StorageTracker
+from lorabench.recipe import make_optimizer, training_step
 from lorabench.spec import RunSpec
 
 if TYPE_CHECKING:

@@ -1,6 +1,8 @@
-"""The training recipe the simulation runs: the same steps as ``lorabench measure``'s runner.
+"""The training recipe: what ``lorabench run`` measures and what the simulation replays on fake tensors.
 
-Kept in one place so the simulated step and a measured step differ only in the tensors they run on:
+Kept in one place (the runner in :mod:`lorabench.measure.runner` and the engine in
+:mod:`lorabench.predict.simulate` both call it) so a simulated step and a measured step differ only in the
+tensors they run on:
 
 - 8/4-bit base: PEFT's ``prepare_model_for_kbit_training`` (freezes the base, upcasts every non-quantized
   parameter -- embeddings, lm_head, norms, biases -- to fp32, and with gradient checkpointing enables it with
@@ -27,7 +29,7 @@ from lorabench.spec import RunSpec
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["make_optimizer", "prepare_for_training", "training_step"]
+__all__ = ["make_optimizer", "optimizer_name", "prepare_for_training", "training_step"]
 
 
 def prepare_for_training(base: Any, spec: RunSpec) -> nn.Module:
@@ -74,6 +76,16 @@ def make_optimizer(
     optimizer_class = AdamW8bit if spec.optimizer == "adamw_8bit" else PagedAdamW8bit
     optimizer: torch.optim.Optimizer = optimizer_class(params, lr=spec.learning_rate, weight_decay=0.0)
     return optimizer
+
+
+def optimizer_name(spec: RunSpec) -> str:
+    """The class :func:`make_optimizer` builds for ``spec``, as recorded in run records."""
+    if spec.optimizer == "adamw_torch":
+        return "torch.optim.AdamW"
+    if spec.optimizer == "adamw_8bit":
+        return "bitsandbytes.optim.AdamW8bit"
+    note = "" if torch.cuda.is_available() else " (bitsandbytes falls back to non-paged state on CPU)"
+    return "bitsandbytes.optim.PagedAdamW8bit" + note
 
 
 def training_step(
