@@ -58,6 +58,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-fit-check")))
     parser.add_argument("--model", default="llama-3.1-8b")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--only", help="comma-separated cards to check (default: every case)")
+    parser.add_argument("--no-extra", action="store_true", help="skip the no-checkpointing validation points")
     parser.add_argument("--dry-run", action="store_true", help="`tiny` on the CPU, to test this script anywhere")
     args = parser.parse_args()
 
@@ -158,9 +160,10 @@ def main() -> int:
 
     bases: dict[int, Any] = {}
     try:
-        for bits in (16, 4):  # one base per precision, loaded once
+        wanted = {case[1] for case in CASES if not args.only or case[0] in args.only.split(",")}
+        for bits in sorted(wanted | (set() if args.no_extra else {16, 4}), reverse=True):  # one base per precision
             for card_name, case_bits, what, batch, seq in CASES:
-                if case_bits != bits:
+                if case_bits != bits or (args.only and card_name not in args.only.split(",")):
                     continue
                 card = resolve_gpu(card_name)
                 spec = spec_for(bits, batch, seq, card=card.key)
@@ -194,7 +197,7 @@ def main() -> int:
                     }
                 )
             for nb, batch, seq in NO_CKPT:
-                if nb != bits:
+                if nb != bits or args.no_extra:
                     continue
                 spec = spec_for(bits, batch, seq, ckpt=False)
                 trial = train(bits, spec, f"{spec.label()}-b{batch}-s{seq}-nockpt", None)

@@ -45,7 +45,7 @@ def test_empty_or_foreign_folder_exits_2_with_one_line(tmp_path: Path, capsys: p
     assert code == 2 and out == ""
     assert err == (
         f"lorabench: error: no lorabench records in {tmp_path} "
-        "(looked for result.json run records, estimate and cost records)\n"
+        "(looked for result.json run records, estimate, cost and inference records)\n"
     )
     syn.write(tmp_path, "other.json", {"schema": "something.else"})
     code, _, err = run(capsys, "report", str(tmp_path / "other.json"))

@@ -42,7 +42,7 @@ def fit_record(spec: Any, gpu: str, gpus: int | None = None) -> dict[str, Any]:
         ModelError: Unknown model or target module.
     """
     from lorabench.hardware.catalog import resolve_gpu
-    from lorabench.predict.device import CUDA_CONTEXT_BYTES, RESERVED_SLACK_FRACTION
+    from lorabench.predict.device import CUDA_CONTEXT_BYTES, LOGITS_SLACK_FACTOR, RESERVED_SLACK_FRACTION
     from lorabench.predict.fit import largest_fitting
 
     card = resolve_gpu(gpu)
@@ -63,7 +63,9 @@ def fit_record(spec: Any, gpu: str, gpus: int | None = None) -> dict[str, Any]:
         "provenance": {
             "device_total_bytes": (
                 "predicted (formula engine, cuda) peak allocated per GPU after parallelism "
-                f"+ {RESERVED_SLACK_FRACTION:.0%} reserved slack + {CUDA_CONTEXT_BYTES / 1e9:.2f} GB CUDA context"
+                f"+ reserved slack (the larger of {RESERVED_SLACK_FRACTION:.0%} and {LOGITS_SLACK_FACTOR}x "
+                "the fp32 logits) "
+                f"+ {CUDA_CONTEXT_BYTES / 1e9:.2f} GB CUDA context"
             ),
             "vram_bytes": f"catalog ({card.source}, checked {card.checked})",
         },

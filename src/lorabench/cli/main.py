@@ -15,6 +15,7 @@ from lorabench.cli.cost import cost_command
 from lorabench.cli.demo import demo_command
 from lorabench.cli.estimate import estimate_command
 from lorabench.cli.fit import fit_command
+from lorabench.cli.infer import infer_command
 from lorabench.cli.models import models_command
 from lorabench.cli.report import report_command
 from lorabench.cli.run import run_command
@@ -40,6 +41,7 @@ app.command("cost")(cost_command)
 app.command("catalog")(catalog_command)
 app.command("calibrate")(calibrate_command)
 app.command("report")(report_command)
+app.command("infer")(infer_command)
 
 EXIT_USAGE = 2
 

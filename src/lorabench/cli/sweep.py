@@ -21,13 +21,26 @@ def sweep_command(
     out: Annotated[Path, typer.Option(help="Sweep folder; rerunning with the same folder resumes.")] = Path("sweep"),
     repeats: Annotated[int, typer.Option(help="Runs per configuration (mean and spread are reported).")] = 1,
     timeout_s: Annotated[float | None, typer.Option(help="Time limit per run (seconds).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes claiming runs through the sweep's ledger: one per GPU (each sees only its GPU "
+            "via CUDA_VISIBLE_DEVICES), or N CPU processes without GPUs."
+        ),
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Expand a matrix (method x rank x bits x batch ...) into runs and measure each; OOM is a result."""
-    from lorabench.measure.sweep import load_sweep, run_sweep, summarise
+    from lorabench.errors import ConfigError
+    from lorabench.measure.sweep import check_datasets, load_sweep, run_sweep, run_sweep_workers, summarise
     from lorabench.records import write_json_atomic
 
+    if workers < 1:
+        raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+    if timeout_s is not None and not timeout_s > 0:
+        raise ConfigError(f"--timeout-s: must be > 0 seconds (got {timeout_s})")
     sweep = load_sweep(matrix, out, repeats)
+    check_datasets(sweep)  # a missing or malformed dataset file fails here, before any run starts
     console = Console(stderr=True)
     for reason in sweep.skipped:
         console.print(f"[dim]skipped {reason}[/dim]")
@@ -51,7 +64,13 @@ def sweep_command(
         def finished(run: Any, record: dict[str, Any] | None) -> None:
             progress.advance(task)
 
-        records = run_sweep(sweep, on_start=started, on_done=finished, timeout_s=timeout_s)
+        def progressed(done: int, running: Any) -> None:
+            progress.update(task, completed=done, description=f"running {', '.join(running) or '...'}")
+
+        if workers == 1:
+            records = run_sweep(sweep, on_start=started, on_done=finished, timeout_s=timeout_s)
+        else:
+            records = run_sweep_workers(sweep, workers, timeout_s=timeout_s, on_progress=progressed)
     rows = summarise(sweep, records)
     write_json_atomic(out / "summary.json", {"matrix": str(matrix), "repeats": repeats, "rows": rows})
     if as_json:

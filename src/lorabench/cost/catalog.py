@@ -38,7 +38,7 @@ __all__ = [
 
 
 class _Dated(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     prices_checked: dt.date
@@ -90,7 +90,7 @@ class Reference(_Dated):
 
 
 class _CatalogFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     schema_version: Literal[1]
     provider: str = Field(min_length=1)
@@ -185,7 +185,7 @@ def _describe(error: Mapping[str, Any]) -> str:
 def _parse_file(path: str, text: str) -> tuple[str, list[tuple[str, BaseModel]]]:
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nesting too deep
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise CatalogError(f"{path}: malformed YAML{where}") from None

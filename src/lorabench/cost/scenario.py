@@ -28,11 +28,12 @@ _HOUR = 3600.0
 class DatasetSpec(BaseModel):
     """Tokens per epoch, given or counted from a file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    tokens: int | None = Field(default=None, gt=0)
-    examples: int | None = Field(default=None, gt=0)
-    validation_tokens: int = Field(default=0, ge=0)
+    # bounded so that priced figures stay finite floats (10^15 tokens is far beyond any fine-tuning job)
+    tokens: int | None = Field(default=None, gt=0, le=10**15)
+    examples: int | None = Field(default=None, gt=0, le=10**15)
+    validation_tokens: int = Field(default=0, ge=0, le=10**15)
     path: Path | None = None
     tokenizer: Path | None = None
     fields: tuple[str, ...] = ("context", "target")
@@ -49,7 +50,7 @@ class DatasetSpec(BaseModel):
 class SelfHosted(BaseModel):
     """One self-hosted run: hours given (input), or a lorabench run record (measured)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     hours: float | None = Field(default=None, gt=0)
@@ -75,19 +76,19 @@ class SelfHosted(BaseModel):
 class ServiceChoice(BaseModel):
     """A service by catalog id, optionally with its own epochs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1)
-    epochs: float | None = Field(default=None, gt=0)
+    epochs: float | None = Field(default=None, gt=0, le=10_000)
 
 
 class Scenario(BaseModel):
     """A whole cost comparison."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     dataset: DatasetSpec
-    epochs: float | None = Field(default=None, gt=0)
+    epochs: float | None = Field(default=None, gt=0, le=10_000)
     calibration: Path | None = None
     self_hosted: list[SelfHosted] = []
     services: list[ServiceChoice] = []
@@ -104,6 +105,8 @@ class Scenario(BaseModel):
 
 class CostRow(BaseModel):
     """One row of the cost comparison; unknown figures are None."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     name: str
     kind: Literal["self_hosted", "service", "reference"]
@@ -130,7 +133,7 @@ def load_scenario(path: Path) -> Scenario:
         data = yaml.safe_load(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read scenario ({exc})") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nesting too deep
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: malformed YAML{where}") from None
@@ -200,7 +203,7 @@ def _read_run_record(path: Path) -> dict[str, Any]:
     file = path / "result.json" if path.is_dir() else path
     try:
         record = json.loads(file.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{file}: cannot read a lorabench run record ({exc})") from None
     if not isinstance(record, dict) or record.get("schema") != "lorabench.run":
         raise ConfigError(f"{file}: not a lorabench run record (schema 'lorabench.run')")
@@ -226,7 +229,9 @@ def _predicted_time(row: SelfHosted, scenario: Scenario, tokens: int) -> tuple[f
             calibration = Calibration.from_dict(
                 json.loads(scenario.calibration.read_text("utf-8")), source=str(scenario.calibration)
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except ConfigError as exc:
+            raise ConfigError(f"{scenario.calibration}: {exc}") from None
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ConfigError(f"{scenario.calibration}: not a lorabench calibration ({exc})") from None
     prediction = predict_time(
         spec, round(tokens * epochs), gpu, gpus=count, efficiency=row.efficiency, calibration=calibration

@@ -40,6 +40,9 @@ def read_jsonl(path: Path, fields: Sequence[str] = ("context", "target")) -> lis
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{path}:{number}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+                except (ValueError, RecursionError) as exc:  # a number too long to convert, or nesting too deep
+                    reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+                    raise DataError(f"{path}:{number}: malformed JSON ({reason})") from None
                 if not isinstance(obj, dict):
                     raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
                 missing = [f for f in fields if f not in obj]

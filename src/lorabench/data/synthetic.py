@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import string
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from lorabench.errors import DataError
+from lorabench.records import write_text_atomic
 
 __all__ = ["SYNTHETIC_TASKS", "synthetic_dataset", "write_jsonl"]
 
@@ -532,7 +531,7 @@ def synthetic_dataset(task: str, n: int, seed: int = 0) -> list[dict[str, str]]:
 
 
 def write_jsonl(records: Iterable[Mapping[str, str]], path: Path) -> None:
-    """Write records as JSON Lines to ``path`` atomically (temp file in the same folder + ``os.replace``).
+    """Write records as JSON Lines to ``path`` atomically (:func:`lorabench.records.write_text_atomic`).
 
     Args:
         records: Mappings of field name to string value (e.g. ``context`` and ``target``).
@@ -551,20 +550,4 @@ def write_jsonl(records: Iterable[Mapping[str, str]], path: Path) -> None:
         lines.append(json.dumps(dict(record)) + "\n")
     if not lines:
         raise DataError(f"{path}: no records to write")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write dataset ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.writelines(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise DataError(f"{path}: cannot write dataset ({exc.strerror or exc})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, "".join(lines), what="dataset", error=DataError)

@@ -49,7 +49,7 @@ class GpuSpec(BaseModel):
         note: Which figure was used, or what could not be confirmed.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     key: str = Field(min_length=1)
     display_name: str = Field(min_length=1)
@@ -78,7 +78,7 @@ class GpuSpec(BaseModel):
 
 
 class _GpuFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     schema_version: Literal[1]
     gpus: dict[str, Any] = Field(min_length=1)

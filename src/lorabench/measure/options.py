@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lorabench.spec.model import NotBool
 
 __all__ = ["SYNTHETIC_PREFIX", "RunOptions"]
 
@@ -24,14 +26,14 @@ class RunOptions(BaseModel):
     groups similar lengths.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     dataset: str = "synthetic:sentiment"
-    examples: int = Field(default=256, ge=1, le=10_000_000)
-    max_steps: int | None = Field(default=None, ge=1)
-    epochs: float | None = Field(default=None, gt=0)
-    warmup_steps: int = Field(default=2, ge=0)
-    seed: int = 0
+    examples: Annotated[int, NotBool] = Field(default=256, ge=1, le=10_000_000)
+    max_steps: Annotated[int | None, NotBool] = Field(default=None, ge=1)
+    epochs: Annotated[float | None, NotBool] = Field(default=None, gt=0, le=10_000)
+    warmup_steps: Annotated[int, NotBool] = Field(default=2, ge=0)
+    seed: Annotated[int, NotBool] = Field(default=0, ge=-(2**63), lt=2**63)
     out: Path
     random_weights: bool = False
     batching: Literal["pad_to_max", "longest", "length_grouped"] = "pad_to_max"

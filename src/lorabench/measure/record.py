@@ -39,7 +39,7 @@ def read_run_record(path: Path) -> dict[str, Any]:
     file = path / RECORD_NAME if path.is_dir() else path
     try:
         record = json.loads(file.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: also bad UTF-8 and malformed JSON
         raise MeasurementError(f"{file}: cannot read a run record ({exc})") from None
     if not isinstance(record, dict) or record.get("schema") != RUN_SCHEMA:
         raise MeasurementError(f"{file}: not a lorabench run record (schema {RUN_SCHEMA!r})")

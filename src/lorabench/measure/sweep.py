@@ -12,18 +12,27 @@ bits) are skipped and listed; a value that is invalid on its own is an error. Ev
 (hash of spec + options + repeat) and a folder under the sweep's output; a run is done when its
 ``result.json`` exists (records are written atomically, so a half-written one never does). A rerun
 skips done runs and redoes interrupted ones, so each configuration ends with exactly one record.
+
+Runs are claimed through the sweep's :class:`~lorabench.measure.ledger.Ledger` (SQLite, beside the results), so
+several workers (``lorabench sweep --workers N``, or the same command started twice) share one sweep without
+running any configuration twice, and the claim of a worker that was killed is taken over once it is gone.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import math
+import os
+import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,13 +40,24 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from lorabench.errors import ConfigError
+from lorabench.errors import ConfigError, LorabenchError, MeasurementError
+from lorabench.measure.ledger import Ledger
 from lorabench.measure.options import RunOptions
 from lorabench.measure.record import RECORD_NAME, read_run_record, write_run_record
 from lorabench.records import write_json_atomic
 from lorabench.spec import RunSpec, parse_spec
 
-__all__ = ["PlannedRun", "Sweep", "load_sweep", "run_sweep", "summarise"]
+__all__ = [
+    "PlannedRun",
+    "Sweep",
+    "check_datasets",
+    "gpu_slots",
+    "load_sweep",
+    "run_sweep",
+    "run_sweep_workers",
+    "summarise",
+    "work",
+]
 
 
 @dataclass(frozen=True)
@@ -67,10 +87,21 @@ class Sweep:
     runs: tuple[PlannedRun, ...]
     skipped: tuple[str, ...]
     out: Path
+    matrix: Path | None = None
+    repeats: int = 1
+
+
+_MAX_COMBINATIONS = 100_000
 
 
 def _digest(payload: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _run_folder_name(label: str) -> str:
+    # Model names come from files: keep a run's folder one plain name inside the sweep folder, whatever they hold.
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", label).lstrip(".")
+    return name or "run"
 
 
 def _read_matrix(path: Path) -> dict[str, Any]:
@@ -78,7 +109,7 @@ def _read_matrix(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read sweep matrix ({exc})") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nesting too deep
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(f"{path}: malformed YAML{f' at line {mark.line + 1}' if mark else ''}") from None
     if not isinstance(data, dict):
@@ -94,9 +125,20 @@ def _read_matrix(path: Path) -> dict[str, Any]:
     for axis, values in (data.get("matrix") or {}).items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: matrix.{axis} must be a non-empty list")
-    if not isinstance(data.get("exclude", []), list):
+    excludes = data.get("exclude") or []
+    if not isinstance(excludes, list) or not all(isinstance(e, dict) for e in excludes):
         raise ConfigError(f"{path}: exclude must be a list of mappings")
+    size = math.prod(len(v) for v in (data.get("matrix") or {}).values())
+    if size > _MAX_COMBINATIONS:
+        raise ConfigError(f"{path}: the matrix has {size:,} combinations; at most {_MAX_COMBINATIONS:,} are accepted")
     return data
+
+
+def _options_problems(path: Path, exc: ValidationError) -> ConfigError:
+    problems = "; ".join(
+        f"options.{'.'.join(map(str, e['loc']))}: {str(e['msg']).removeprefix('Value error, ')}" for e in exc.errors()
+    )
+    return ConfigError(f"{path}: {problems}")
 
 
 def load_sweep(path: Path, out: Path, repeats: int = 1) -> Sweep:
@@ -110,10 +152,14 @@ def load_sweep(path: Path, out: Path, repeats: int = 1) -> Sweep:
     data = _read_matrix(path)
     base = dict(data.get("base") or {})
     matrix: dict[str, list[Any]] = dict(data.get("matrix") or {})
-    excludes = [e for e in data.get("exclude") or [] if isinstance(e, dict)]
+    excludes: list[dict[str, Any]] = list(data.get("exclude") or [])
     option_values = dict(data.get("options") or {})
     if "out" in option_values:
         raise ConfigError(f"{path}: options.out is set per run by the sweep; remove it")
+    try:  # every run shares these: check them once, before anything is expanded
+        seed = RunOptions.model_validate({**option_values, "out": out}).seed
+    except ValidationError as exc:
+        raise _options_problems(path, exc) from None
     axes = list(matrix)
     runs: list[PlannedRun] = []
     skipped: list[str] = []
@@ -132,18 +178,35 @@ def load_sweep(path: Path, out: Path, repeats: int = 1) -> Sweep:
             raise
         config_id = _digest({"spec": spec.model_dump(mode="json"), "options": option_values})
         for repeat in range(repeats):
-            run_id = f"{spec.label()}-b{spec.micro_batch}-{config_id}-rep{repeat}"
+            run_id = _run_folder_name(f"{spec.label()}-b{spec.micro_batch}-{config_id}-rep{repeat}")
             try:
-                options = RunOptions.model_validate(
-                    {**option_values, "out": out / run_id, "seed": option_values.get("seed", 0) + repeat}
-                )
+                options = RunOptions.model_validate({**option_values, "out": out / run_id, "seed": seed + repeat})
             except ValidationError as exc:
-                problems = "; ".join(f"options.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                raise ConfigError(f"{path}: {problems}") from None
+                raise _options_problems(path, exc) from None
             runs.append(PlannedRun(run_id, spec, options, repeat, config_id))
     if not runs:
         raise ConfigError(f"{path}: the matrix expands to no runnable configuration")
-    return Sweep(tuple(runs), tuple(skipped), out)
+    return Sweep(tuple(runs), tuple(skipped), out, path, repeats)
+
+
+def check_datasets(sweep: Sweep) -> None:
+    """Read every dataset file of the sweep once (and check synthetic task names) before any run starts.
+
+    Raises:
+        DataError: A missing, empty or malformed dataset (file and line named), or an unknown synthetic task.
+    """
+    from lorabench.data.jsonl import read_jsonl
+    from lorabench.data.synthetic import SYNTHETIC_TASKS
+    from lorabench.errors import DataError
+
+    for dataset in sorted({r.options.dataset for r in sweep.runs}):
+        task = RunOptions(dataset=dataset, out=sweep.out).synthetic_task
+        if task is None:
+            read_jsonl(Path(dataset))
+        elif task not in SYNTHETIC_TASKS:
+            raise DataError(
+                f"options.dataset: unknown synthetic task {task!r} (choose one of: {', '.join(SYNTHETIC_TASKS)})"
+            )
 
 
 def _worker_command(run: PlannedRun, launch: Path) -> list[str]:
@@ -162,24 +225,43 @@ def _worker_command(run: PlannedRun, launch: Path) -> list[str]:
     return [sys.executable, "-m", "lorabench.measure.worker", str(launch)]
 
 
-def execute(run: PlannedRun, timeout_s: float | None = None) -> dict[str, Any]:
+def execute(
+    run: PlannedRun, timeout_s: float | None = None, on_spawn: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """Run one planned run in its own subprocess and return its record.
 
     A worker that dies without writing a record (killed, segfault, timeout) gets a ``failed`` record
     saying how it ended, so the sweep goes on and the configuration is not retried forever.
+
+    Args:
+        run: The run.
+        timeout_s: Time limit; the subprocess is killed past it.
+        on_spawn: Called with the subprocess's pid once it runs (the ledger notes it in the claim).
+
+    Raises:
+        ConfigError: The run subprocess rejected its input (exit status 2).
     """
     from lorabench.measure.worker import write_launch_file
 
     launch = run.folder / "launch.json"
     write_launch_file(launch, run.spec.model_dump(mode="json"), run.options.model_dump(mode="json"))
+    proc = subprocess.Popen(
+        _worker_command(run, launch), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+    )
+    code: int | None
     try:
-        proc = subprocess.run(
-            _worker_command(run, launch), capture_output=True, text=True, timeout=timeout_s, check=False
-        )
-        code, err = proc.returncode, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        code, err = None, f"timed out after {timeout_s} s; {stderr}"
+        if on_spawn is not None:
+            on_spawn(proc.pid)
+        _, err = proc.communicate(timeout=timeout_s)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        code, err = None, f"timed out after {timeout_s} s; {stderr or ''}"
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
     if run.done():
         return read_run_record(run.folder)
     if code == 2:
@@ -206,20 +288,7 @@ def execute(run: PlannedRun, timeout_s: float | None = None) -> dict[str, Any]:
     return read_run_record(run.folder)
 
 
-def run_sweep(
-    sweep: Sweep,
-    on_start: Callable[[PlannedRun], None] | None = None,
-    on_done: Callable[[PlannedRun, dict[str, Any] | None], None] | None = None,
-    timeout_s: float | None = None,
-) -> list[dict[str, Any]]:
-    """Run every planned run that has no record yet; return every run's record (done before or now).
-
-    Args:
-        sweep: The expanded matrix.
-        on_start: Called before each run starts (progress display).
-        on_done: Called after each run (its record), or for a run skipped because it was done (None).
-        timeout_s: Per-run time limit.
-    """
+def _prepare(sweep: Sweep) -> None:
     write_json_atomic(
         sweep.out / "sweep-plan.json",
         {
@@ -227,20 +296,195 @@ def run_sweep(
             "skipped": list(sweep.skipped),
         },
     )
-    records = []
-    for run in sweep.runs:
-        if run.done():
+    by_id = {r.run_id: r for r in sweep.runs}
+    with Ledger(sweep.out) as ledger:
+        ledger.sync(list(by_id), lambda run_id: by_id[run_id].done())
+
+
+def work(
+    sweep: Sweep,
+    on_start: Callable[[PlannedRun], None] | None = None,
+    on_done: Callable[[PlannedRun, dict[str, Any] | None], None] | None = None,
+    timeout_s: float | None = None,
+    poll_s: float = 0.5,
+) -> int:
+    """Claim runs of ``sweep`` through its ledger and run them, until every run is done; one worker's loop.
+
+    When nothing is left to claim but other live workers still hold runs, it waits: their claims are taken
+    over if those workers die.
+
+    Args:
+        sweep: The expanded matrix.
+        on_start: Called before a claimed run starts.
+        on_done: Called after a run (its record), or with None for a claimed run found already recorded.
+        timeout_s: Per-run time limit.
+        poll_s: Wait between claim attempts while other workers hold the last runs.
+
+    Returns:
+        How many runs this worker ran.
+
+    Raises:
+        ConfigError: A run rejected its input (the claim is given back first).
+    """
+    by_id = {r.run_id: r for r in sweep.runs}
+    ran = 0
+    with Ledger(sweep.out) as ledger:
+        ledger.sync(list(by_id), lambda run_id: by_id[run_id].done())
+        while True:
+            run_id = ledger.claim(by_id)
+            if run_id is None:
+                if ledger.unfinished(by_id) == 0:
+                    return ran
+                time.sleep(poll_s)
+                continue
+            run = by_id[run_id]
+            if run.done():  # its worker wrote the record, then died before saying so
+                ledger.finish(run_id, str(read_run_record(run.folder).get("status")))
+                if on_done is not None:
+                    on_done(run, None)
+                continue
+            if on_start is not None:
+                on_start(run)
+            try:
+                record = execute(run, timeout_s, on_spawn=functools.partial(ledger.set_child, run_id))
+            except LorabenchError:
+                ledger.release(run_id)
+                raise
+            ledger.finish(run_id, str(record.get("status")))
+            ran += 1
             if on_done is not None:
+                on_done(run, record)
+
+
+def run_sweep(
+    sweep: Sweep,
+    on_start: Callable[[PlannedRun], None] | None = None,
+    on_done: Callable[[PlannedRun, dict[str, Any] | None], None] | None = None,
+    timeout_s: float | None = None,
+) -> list[dict[str, Any]]:
+    """Run every planned run that has no record yet in this process; return every run's record.
+
+    Args:
+        sweep: The expanded matrix.
+        on_start: Called before each run starts (progress display).
+        on_done: Called after each run (its record), or for a run skipped because it was done (None).
+        timeout_s: Per-run time limit.
+    """
+    _prepare(sweep)
+    if on_done is not None:
+        for run in sweep.runs:
+            if run.done():
                 on_done(run, None)
-            records.append(read_run_record(run.folder))
-            continue
-        if on_start is not None:
-            on_start(run)
-        record = execute(run, timeout_s)
-        if on_done is not None:
-            on_done(run, record)
-        records.append(record)
-    return records
+    work(sweep, on_start, on_done, timeout_s)
+    return [read_run_record(r.folder) for r in sweep.runs]
+
+
+def gpu_slots(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The GPUs workers can be pinned to: ``CUDA_VISIBLE_DEVICES`` entries, else NVML's devices; [] without GPUs."""
+    from lorabench.measure.trackers.nvml import load_nvml, visible_devices
+
+    visible = visible_devices(os.environ if environ is None else environ)
+    if visible is not None:
+        return visible
+    nvml, _ = load_nvml()
+    if nvml is None:
+        return []
+    try:
+        return [str(i) for i in range(int(nvml.nvmlDeviceGetCount()))]
+    except Exception:  # a driver error means no usable GPU, not a failed sweep
+        return []
+
+
+def _worker_process_command(sweep: Sweep, timeout_s: float | None) -> list[str]:
+    if sweep.matrix is None:
+        raise ConfigError("a sweep run by several workers needs its matrix file")
+    command = [
+        sys.executable,
+        "-m",
+        "lorabench.measure.sweep_worker",
+        str(sweep.matrix),
+        "--out",
+        str(sweep.out),
+        "--repeats",
+        str(sweep.repeats),
+    ]
+    return command + (["--timeout-s", repr(float(timeout_s))] if timeout_s is not None else [])
+
+
+def run_sweep_workers(
+    sweep: Sweep,
+    workers: int,
+    timeout_s: float | None = None,
+    on_progress: Callable[[int, Sequence[str]], None] | None = None,
+    poll_s: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Run the sweep with ``workers`` worker processes claiming runs through the ledger; return every record.
+
+    With GPUs, worker ``i`` sees only GPU ``i`` (``CUDA_VISIBLE_DEVICES``), so ``workers`` may not exceed the
+    GPUs; without, the workers are CPU processes. Each worker process is ``python -m lorabench.measure.sweep_worker``.
+
+    Args:
+        sweep: The expanded matrix (loaded from a file: the workers expand it again).
+        workers: Worker processes (>= 1).
+        timeout_s: Per-run time limit.
+        on_progress: Called every ``poll_s`` with the number of done runs and the runs being run.
+        poll_s: Progress interval.
+
+    Raises:
+        ConfigError: Bad ``workers`` for this machine or sweep, or a run rejected its input.
+        MeasurementError: Workers died leaving runs unfinished (rerun the same command to resume).
+    """
+    if workers < 1:
+        raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+    multi = [r.run_id for r in sweep.runs if r.spec.parallelism != "single" and r.spec.hardware.count > 1]
+    if multi and workers > 1:
+        raise ConfigError(f"--workers: {multi[0]} needs several GPUs itself; run such sweeps with --workers 1")
+    gpus = gpu_slots()
+    if gpus and workers > len(gpus):
+        raise ConfigError(f"--workers: {workers} workers but {len(gpus)} GPU(s) visible; one worker per GPU")
+    command = _worker_process_command(sweep, timeout_s)
+    _prepare(sweep)
+    run_ids = [r.run_id for r in sweep.runs]
+    procs: list[tuple[subprocess.Popen[bytes], Any]] = []
+    try:
+        for index in range(workers):
+            env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": gpus[index]} if gpus else {})}
+            err = tempfile.TemporaryFile()  # noqa: SIM115 - closed after the worker ends, below
+            procs.append((subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err), err))
+        with Ledger(sweep.out) as ledger:
+            while any(p.poll() is None for p, _ in procs):
+                if on_progress is not None:
+                    claims = ledger.claims(run_ids)
+                    on_progress(
+                        sum(c.state == "done" for c in claims), [c.run_id for c in claims if c.state == "claimed"]
+                    )
+                time.sleep(poll_s)
+            claims = ledger.claims(run_ids)
+            if on_progress is not None:
+                on_progress(sum(c.state == "done" for c in claims), [])
+    except BaseException:
+        for proc, _ in procs:
+            proc.kill()
+            proc.wait()
+        raise
+    errors = []
+    for proc, err in procs:
+        err.seek(0)
+        text = err.read().decode("utf-8", errors="replace")
+        err.close()
+        if proc.returncode == 2:
+            lines = [ln for ln in text.splitlines() if ln.startswith("lorabench: error:")]
+            raise ConfigError(lines[-1].removeprefix("lorabench: error: ") if lines else text.strip()[-500:])
+        if proc.returncode != 0:
+            tail = " | ".join(text.strip().splitlines()[-2:])[-300:]
+            errors.append(f"exit {proc.returncode}" + (f" ({tail})" if tail else ""))
+    missing = [r.run_id for r in sweep.runs if not r.done()]
+    if missing:
+        raise MeasurementError(
+            f"{len(missing)} run(s) unfinished, workers ended with {'; '.join(errors) or 'exit 0'}: "
+            "rerun the same command to resume"
+        )
+    return [read_run_record(r.folder) for r in sweep.runs]
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:

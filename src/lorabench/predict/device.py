@@ -21,14 +21,21 @@ from lorabench.spec import RunSpec
 
 __all__ = [
     "CUDA_CONTEXT_BYTES",
+    "LOGITS_SLACK_FACTOR",
     "RESERVED_SLACK_FRACTION",
     "DeviceTotals",
     "device_totals",
     "fits_on_catalog_gpus",
+    "logits_bytes",
 ]
 
 # Typical-to-high allocator slack: between the median (9%) and the maximum (24%) measured on the H200.
 RESERVED_SLACK_FRACTION = 0.15
+# Long sequences fragment the allocator around the largest transient, the fp32 logits of the loss (b x s x vocab
+# x 4 bytes): on the H200 reserved - allocated reached 1.44x that tensor (batch 4, seq 2048), and under a 24 GB
+# cap an L4-sized run OOMed with 2.9 GB of predicted headroom beside a 3.4 GB logits tensor. The slack is the
+# larger of the fraction above and this multiple of the logits tensor.
+LOGITS_SLACK_FACTOR = 1.5
 CUDA_CONTEXT_BYTES = 900_000_000  # 0.87 GB measured (NVML used - reserved) on the H200, rounded up
 
 
@@ -44,9 +51,16 @@ class DeviceTotals:
     cuda_context_bytes: int
     device_total_bytes: int
     notes: list[str] = field(default_factory=list)
+    logits_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with the provenance of the added terms."""
+        slack_rule = (
+            f"max({RESERVED_SLACK_FRACTION:.0%} of peak allocated, {LOGITS_SLACK_FACTOR}x the fp32 logits tensor "
+            f"b*s*vocab*4 = {self.logits_bytes:,} B); H200: reserved - allocated 2-24% of allocated, up to 1.44x logits"
+            if self.logits_bytes
+            else f"{RESERVED_SLACK_FRACTION:.0%} of peak allocated (H200: 2-24%, median 9%)"
+        )
         return {
             "parallelism": self.parallelism,
             "gpus": self.gpus,
@@ -57,13 +71,24 @@ class DeviceTotals:
             "device_total_bytes": self.device_total_bytes,
             "notes": list(self.notes),
             "provenance": {
-                "reserved_slack_bytes": f"{RESERVED_SLACK_FRACTION:.0%} of peak allocated (H200: 2-24%, median 9%)",
+                "reserved_slack_bytes": slack_rule,
                 "cuda_context_bytes": "NVML used - reserved measured on an H200 (0.80-0.87 GB), rounded up",
             },
         }
 
 
-def device_totals(breakdown: Mapping[str, int], spec: RunSpec, num_layers: int, cuda: bool = True) -> DeviceTotals:
+def logits_bytes(spec: RunSpec, vocab_size: int, micro_batch: int | None = None, seq_len: int | None = None) -> int:
+    """Bytes of the fp32 logits tensor of one micro-batch (``micro_batch x seq_len x vocab x 4``)."""
+    return (micro_batch or spec.micro_batch) * (seq_len or spec.seq_len) * vocab_size * 4
+
+
+def device_totals(
+    breakdown: Mapping[str, int],
+    spec: RunSpec,
+    num_layers: int,
+    cuda: bool = True,
+    logits: int | None = None,
+) -> DeviceTotals:
     """Apply the spec's parallelism to a single-GPU breakdown and add slack and context.
 
     - ``single`` / ``ddp``: every GPU holds everything; DDP adds gradient buckets (a flattened copy of the
@@ -78,6 +103,8 @@ def device_totals(breakdown: Mapping[str, int], spec: RunSpec, num_layers: int, 
         spec: Gives parallelism and the GPU count.
         num_layers: Decoder layers (for ZeRO-3's gathered layers).
         cuda: False for a CPU prediction (no slack, no context).
+        logits: Bytes of the fp32 logits tensor (:func:`logits_bytes`); the slack is at least
+            ``LOGITS_SLACK_FACTOR`` times it. None: the fraction of the peak only.
 
     Returns:
         Per-GPU totals.
@@ -105,9 +132,12 @@ def device_totals(breakdown: Mapping[str, int], spec: RunSpec, num_layers: int, 
             parts["zero3_gathered"] = math.ceil(2 * full_weights / max(1, num_layers))
             notes.append("ZeRO-3: parameters sharded; about two layers gathered at a time")
     peak = sum(parts.values())
-    slack = math.ceil(peak * RESERVED_SLACK_FRACTION) if cuda else 0
+    slack = (
+        max(math.ceil(peak * RESERVED_SLACK_FRACTION), math.ceil(LOGITS_SLACK_FACTOR * (logits or 0))) if cuda else 0
+    )
     context = CUDA_CONTEXT_BYTES if cuda else 0
-    return DeviceTotals(spec.parallelism, n, parts, peak, slack, context, peak + slack + context, notes)
+    total = peak + slack + context
+    return DeviceTotals(spec.parallelism, n, parts, peak, slack, context, total, notes, logits if cuda else None)
 
 
 def fits_on_catalog_gpus(device_total_bytes: int) -> dict[str, bool]:

@@ -93,7 +93,7 @@ Engine = Literal["none", "simulate", "formula"]
 
 
 def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model: ResolvedModel) -> dict[str, Any]:
-    from lorabench.predict.device import device_totals, fits_on_catalog_gpus
+    from lorabench.predict.device import device_totals, fits_on_catalog_gpus, logits_bytes
 
     if engine == "formula":
         from lorabench.predict.formula import formula_memory
@@ -120,7 +120,8 @@ def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model
             + ("; CUDA allocator 512-byte blocks" if device == "cuda" else "")
         )
     layers = int(getattr(model.config, "num_hidden_layers", 1) or 1)
-    totals = device_totals(breakdown, spec, layers, cuda=device == "cuda")
+    vocab = int(getattr(model.config, "vocab_size", 0) or 0)
+    totals = device_totals(breakdown, spec, layers, cuda=device == "cuda", logits=logits_bytes(spec, vocab))
     return {
         "engine": engine,
         "device": device,
@@ -149,7 +150,9 @@ def _time(spec: RunSpec, tokens: int, gpu: str, calibration: Path | None, model:
     if calibration is not None:
         try:
             loaded = Calibration.from_dict(json.loads(calibration.read_text("utf-8")), source=str(calibration))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except ConfigError as exc:
+            raise ConfigError(f"{calibration}: {exc}") from None
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ConfigError(f"{calibration}: not a lorabench calibration ({exc})") from None
     prediction = predict_time(spec, tokens, gpu, gpus=spec.hardware.count, calibration=loaded, model=model)
     return {"predicted_time_s": prediction.time_s, "time": prediction.to_dict()}

@@ -97,10 +97,11 @@ def _with_gpus(spec: RunSpec, gpus: int | None) -> RunSpec:
     return spec.model_copy(update={"hardware": hardware, "parallelism": parallelism})
 
 
-def _layers(spec: RunSpec) -> int:
+def _layers_and_vocab(spec: RunSpec) -> tuple[int, int]:
     from lorabench.predict.formula import _resolve
 
-    return int(getattr(_resolve(spec.model).config, "num_hidden_layers", 1) or 1)
+    config = _resolve(spec.model).config
+    return int(getattr(config, "num_hidden_layers", 1) or 1), int(getattr(config, "vocab_size", 0) or 0)
 
 
 def device_total(spec: RunSpec, micro_batch: int, seq_len: int) -> int:
@@ -110,11 +111,13 @@ def device_total(spec: RunSpec, micro_batch: int, seq_len: int) -> int:
         ConfigError: Bad batch or length.
         ModelError: Unknown model or target module.
     """
-    from lorabench.predict.device import device_totals
+    from lorabench.predict.device import device_totals, logits_bytes
     from lorabench.predict.formula import formula_memory
 
     result = formula_memory(spec, "cuda", micro_batch=micro_batch, seq_len=seq_len)
-    return device_totals(result.breakdown, spec, _layers(spec), cuda=True).device_total_bytes
+    layers, vocab = _layers_and_vocab(spec)
+    logits = logits_bytes(spec, vocab, micro_batch, seq_len)
+    return device_totals(result.breakdown, spec, layers, cuda=True, logits=logits).device_total_bytes
 
 
 def largest_fitting(

@@ -80,6 +80,21 @@ def _figures(report: Report, names: Sequence[str]) -> str:
     return "".join(out)
 
 
+def _inference(report: Report) -> str:
+    from lorabench.report.inference import INFER_PLOT_NAMES
+
+    if report.inference is None:
+        return ""
+    parts = ['<section id="inference">\n<h2>Inference</h2>\n']
+    parts += [_table(table, f"{name.replace('_', '-')}-table") for name, table in report.inference.tables]
+    if report.inference.lifecycle_lines:
+        parts.append('<ul class="lifecycle">\n')
+        parts += [f"<li>{escape(line)}</li>\n" for line in report.inference.lifecycle_lines]
+        parts.append("</ul>\n")
+    parts += [_figures(report, INFER_PLOT_NAMES), "</section>\n"]
+    return "".join(parts)
+
+
 def render_html(report: Report) -> str:
     """The whole report as one HTML page with nothing external: styles inline, plots as data URIs."""
     from lorabench.report.build import TITLE, datasets, insights_by_topic, provenance_line
@@ -100,7 +115,9 @@ def render_html(report: Report) -> str:
         if report.memory
         else "<p>No run or estimate records in the results.</p>\n",
         _figures(report, ("memory", "throughput")),
-        '</section>\n<section id="insights">\n<h2>Insights</h2>\n',
+        "</section>\n",
+        _inference(report),
+        '<section id="insights">\n<h2>Insights</h2>\n',
     ]
     if not report.insights:
         parts.append("<p>The records hold too few figures for any insight.</p>\n")

@@ -1,8 +1,9 @@
 """Find the records a report is made from: run records, estimate records and saved cost tables.
 
-A results folder is searched recursively for ``*.json`` files. Three kinds are recognised by their ``schema``:
+A results folder is searched recursively for ``*.json`` files. Four kinds are recognised by their ``schema``:
 ``lorabench.run`` (a measured run's ``result.json``), ``lorabench.estimate`` (what ``lorabench estimate --json``
-writes) and ``lorabench.cost`` (a cost comparison saved with :func:`cost_record`). Anything else — other JSON,
+writes), ``lorabench.cost`` (a cost comparison saved with :func:`cost_record`) and ``lorabench.infer`` (one cell
+of ``lorabench infer``). Anything else — other JSON,
 files that are not JSON — is ignored. A recognised record that is malformed, or of a version this lorabench does
 not read, is an error naming the file: silently skipping it would drop figures from the report.
 """
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from lorabench.errors import DataError
+from lorabench.report.infer_records import INFER_SCHEMA, INFER_SCHEMA_VERSION, InferRecord, parse_infer_record
 from lorabench.spec import RunSpec
 
 if TYPE_CHECKING:
@@ -39,7 +41,7 @@ COST_SCHEMA = "lorabench.cost"
 COST_SCHEMA_VERSION = 1
 _RUN_SCHEMA = "lorabench.run"  # lorabench.measure.record.RUN_SCHEMA (not imported: it pulls in torch)
 _ESTIMATE_SCHEMA = "lorabench.estimate"
-_VERSIONS = {_RUN_SCHEMA: 1, _ESTIMATE_SCHEMA: 1, COST_SCHEMA: COST_SCHEMA_VERSION}
+_VERSIONS = {_RUN_SCHEMA: 1, _ESTIMATE_SCHEMA: 1, COST_SCHEMA: COST_SCHEMA_VERSION, INFER_SCHEMA: INFER_SCHEMA_VERSION}
 _MAX_JSON_BYTES = 64 * 2**20  # records are small; a bigger .json is somebody else's data
 
 
@@ -131,6 +133,7 @@ class Sources:
         estimates: Estimate records, in path order.
         cost_rows: Rows of every cost record, in path order.
         cost_files: The cost record files.
+        inferences: Inference records (``lorabench.infer``, one measured cell each), in path order.
         ignored: How many ``*.json`` files were not lorabench records.
         files: Every record file used, in path order.
     """
@@ -140,6 +143,7 @@ class Sources:
     estimates: tuple[EstimateRecord, ...] = ()
     cost_rows: tuple[CostRow, ...] = ()
     cost_files: tuple[str, ...] = ()
+    inferences: tuple[InferRecord, ...] = ()
     ignored: int = 0
     files: tuple[str, ...] = ()
 
@@ -168,7 +172,7 @@ def cost_record(rows: Sequence[CostRow]) -> dict[str, Any]:
 def _number(value: Any, where: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e300:  # NaN, inf, huge
         raise DataError(f"{where}: expected a non-negative number or null (got {value!r})")
     return float(value)
 
@@ -301,7 +305,7 @@ def _load(path: Path) -> Any:
         if path.stat().st_size > _MAX_JSON_BYTES:
             return None
         return json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, ValueError, RecursionError):  # ValueError: also bad UTF-8
         return None  # not readable JSON: not a lorabench record
 
 
@@ -333,6 +337,7 @@ def collect_records(results_dir: Path) -> Sources:
     estimates: list[EstimateRecord] = []
     cost_rows: list[CostRow] = []
     cost_files: list[str] = []
+    inferences: list[InferRecord] = []
     used: list[str] = []
     ignored = 0
     for path in _json_files(results_dir):
@@ -349,13 +354,16 @@ def collect_records(results_dir: Path) -> Sources:
             runs.append(_run(record, file))
         elif schema == _ESTIMATE_SCHEMA:
             estimates.append(_estimate(record, file))
+        elif schema == INFER_SCHEMA:
+            inferences.append(parse_infer_record(record, file))
         else:
             cost_rows += _cost_rows(record, file)
             cost_files.append(file)
         used.append(file)
     if not used:
         raise DataError(
-            f"no lorabench records in {results_dir} (looked for result.json run records, estimate and cost records)"
+            f"no lorabench records in {results_dir} (looked for result.json run records, estimate, cost and "
+            "inference records)"
         )
     return Sources(
         results_dir=str(results_dir),
@@ -363,6 +371,7 @@ def collect_records(results_dir: Path) -> Sources:
         estimates=tuple(estimates),
         cost_rows=tuple(cost_rows),
         cost_files=tuple(cost_files),
+        inferences=tuple(inferences),
         ignored=ignored,
         files=tuple(used),
     )

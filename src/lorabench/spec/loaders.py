@@ -82,6 +82,9 @@ def _parse_text(path: Path, text: str) -> dict[str, Any]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:  # a number too long to convert, or nesting too deep
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+            raise ConfigError(f"{path}: malformed JSON ({reason})") from None
     else:
         try:
             data = yaml.safe_load(text)
@@ -90,6 +93,8 @@ def _parse_text(path: Path, text: str) -> dict[str, Any]:
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: malformed YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level, got {type(data).__name__}")
     return data

@@ -9,9 +9,9 @@ built from CLI flags, a lorabench YAML, an Axolotl YAML or a PEFT ``adapter_conf
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from lorabench.errors import ConfigError
 
@@ -28,6 +28,17 @@ Bits = Literal[16, 8, 4]
 Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit"]
 Parallelism = Literal["single", "ddp", "zero1", "zero2", "zero3"]
 
+
+def _not_a_bool(value: Any, info: ValidationInfo) -> Any:
+    # YAML and JSON booleans are ints to pydantic's lax mode: `rank: true` must not become rank 1.
+    if isinstance(value, bool):
+        raise ValueError(f"{info.field_name}: expected a number, got {str(value).lower()}")
+    return value
+
+
+NotBool = BeforeValidator(_not_a_bool)
+"""Marks a numeric field that rejects true/false instead of reading them as 1/0."""
+
 ALL_LINEAR = "all-linear"
 # FinLoRA's choice (its adapters and Axolotl config target q/k/v), and the seed table's.
 DEFAULT_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")
@@ -36,10 +47,10 @@ DEFAULT_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")
 class Hardware(BaseModel):
     """GPU type and count. ``gpu`` is free-form until the GPU catalog resolves it; None means unspecified."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     gpu: str | None = Field(default=None, min_length=1)
-    count: int = Field(default=1, ge=1, le=4096)
+    count: Annotated[int, NotBool] = Field(default=1, ge=1, le=4096)
 
     def label(self) -> str:
         """Human label such as ``4×A5000`` or ``1×(unspecified GPU)``."""
@@ -55,20 +66,20 @@ class RunSpec(BaseModel):
     frozen base: 16 (bf16), 8 (bitsandbytes LLM.int8) or 4 (bitsandbytes NF4 + double quant).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     model: str = Field(min_length=1)
     method: Method = "lora"
     bits: Bits = 16
-    rank: int = Field(default=8, gt=0, le=65536)
-    alpha: float = Field(default=16.0, gt=0)
-    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    rank: Annotated[int, NotBool] = Field(default=8, gt=0, le=65536)
+    alpha: Annotated[float, NotBool] = Field(default=16.0, gt=0)
+    dropout: Annotated[float, NotBool] = Field(default=0.05, ge=0.0, lt=1.0)
     targets: tuple[str, ...] | Literal["all-linear"] = DEFAULT_TARGETS
-    micro_batch: int = Field(default=4, ge=1, le=1_000_000)
-    grad_accum: int = Field(default=1, ge=1, le=1_000_000)
-    seq_len: int = Field(default=512, ge=1, le=10_000_000)
-    epochs: float = Field(default=1.0, gt=0, le=10_000)
-    learning_rate: float = Field(default=2e-4, gt=0, le=10)
+    micro_batch: Annotated[int, NotBool] = Field(default=4, ge=1, le=1_000_000)
+    grad_accum: Annotated[int, NotBool] = Field(default=1, ge=1, le=1_000_000)
+    seq_len: Annotated[int, NotBool] = Field(default=512, ge=1, le=10_000_000)
+    epochs: Annotated[float, NotBool] = Field(default=1.0, gt=0, le=10_000)
+    learning_rate: Annotated[float, NotBool] = Field(default=2e-4, gt=0, le=10)
     optimizer: Optimizer = "adamw_torch"
     grad_ckpt: bool = False
     hardware: Hardware = Hardware()
