@@ -152,6 +152,14 @@ def _measure(ctx: _Context, model: Any, batch: int, prompt_len: int, multi: dict
     return _metrics(timings, tracked, memory, batch, prompt_len, model, device) | {"_draws": draws}
 
 
+VARIANT_ORDER_NOTE = (
+    "variants are measured one after another (base, unmerged, multi, merged, then the quantized base), so a drift "
+    "of the machine between them lands on their comparison: on an H200 this order showed merged 17-62% slower than "
+    "base, while base, a copy of it and merged timed interleaved agreed within 1.2% "
+    "(benchmarks/gpu_merged_vs_base.py); read small differences between variants with that in mind"
+)
+
+
 def _metrics(
     timings: Sequence[GenerationTiming],
     tracked: dict[str, Any],
@@ -266,6 +274,7 @@ def _record(
             "seed": options.seed,
             "cpu_threads": None if prepared.device.type == "cuda" else torch.get_num_threads(),
             "cpu_threads_note": CPU_THREADS_NOTE,
+            "variant_order": VARIANT_ORDER_NOTE,
         },
         "device": prepared.device.type,
         "metrics": metrics,
