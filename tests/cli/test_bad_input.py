@@ -363,6 +363,26 @@ CASES: list[Case] = [
         {"c.yaml": GOOD_CATALOG.replace("https://x.org", "javascript:alert(1)")},
     ),
     _case(
+        "catalog-serving-price-bad-source",
+        "catalog --catalog {d}/c.yaml",
+        "infer_source",
+        {
+            "c.yaml": "schema_version: 1\nprovider: me\nservices:\n  - {id: ft, display_name: FT, "
+            'train_usd_per_mtok: 1, infer_output_usd_per_mtok: 2, infer_source: "file:///etc/passwd", '
+            'prices_checked: "2026-01-01", source: "https://x.org"}\n'
+        },
+    ),
+    _case(
+        "catalog-serving-price-negative",
+        "catalog --catalog {d}/c.yaml",
+        "infer_output_usd_per_mtok",
+        {
+            "c.yaml": "schema_version: 1\nprovider: me\nservices:\n  - {id: ft, display_name: FT, "
+            'train_usd_per_mtok: 1, infer_output_usd_per_mtok: -2, prices_checked: "2026-01-01", '
+            'source: "https://x.org"}\n'
+        },
+    ),
+    _case(
         "catalog-negative-price",
         "catalog --catalog {d}/c.yaml",
         "usd_per_gpu_hour",

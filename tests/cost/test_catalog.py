@@ -120,3 +120,15 @@ def test_unreadable_and_empty_catalog_files(tmp_path: Path) -> None:
     wrong_version.write_text("schema_version: 2\nprovider: p\n")
     with pytest.raises(CatalogError, match="schema_version"):
         load_catalog([wrong_version])
+
+
+def test_fine_tuned_serving_prices_carry_their_source() -> None:
+    from lorabench.cost import packaged_catalog
+    from lorabench.infer.cost import api_inference_prices
+
+    mini = packaged_catalog().services["gpt-4o-mini"]
+    assert mini.infer_input_usd_per_mtok == 0.30 and mini.infer_output_usd_per_mtok == 1.20
+    prices = {p["service"]: p for p in api_inference_prices()}
+    assert prices["gpt-4o-mini"]["source"].startswith("https://")
+    assert prices["gpt-4o-mini"]["prices_checked"] == "2026-11-28"
+    assert "gpt-4.1-nano" not in prices  # unknown stays unknown, never 0

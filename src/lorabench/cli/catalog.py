@@ -41,13 +41,18 @@ def catalog_command(
             r.id, r.provider, r.gpu, f"{r.usd_per_gpu_hour:.2f}", spot, r.tier, str(r.prices_checked), r.source
         )
     console.print(rates)
-    services = Table(title="Fine-tuning services (USD per 1M training tokens)")
-    for col in ("id", "provider", "train", "epochs rule", "validation billed", "checked", "source"):
+    services = Table(title="Fine-tuning services (USD per 1M tokens: training; serving the tuned model, in/out)")
+    for col in ("id", "provider", "train", "serve in/out", "epochs rule", "validation billed", "checked", "source"):
         services.add_column(col, no_wrap=col == "id", overflow="fold")
     for s in loaded.services.values():
         price = NA if s.train_usd_per_mtok is None else f"{s.train_usd_per_mtok:.2f}"
         billed = NA if s.validation_tokens_billed is None else ("yes" if s.validation_tokens_billed else "no")
-        services.add_row(s.id, s.provider, price, s.epochs_rule, billed, str(s.prices_checked), s.source)
+        serve = NA
+        if s.infer_output_usd_per_mtok is not None:
+            serve_in = NA if s.infer_input_usd_per_mtok is None else f"{s.infer_input_usd_per_mtok:.2f}"
+            serve = f"{serve_in}/{s.infer_output_usd_per_mtok:.2f}"
+        source = s.source if s.infer_source in (None, s.source) else f"{s.source} (serving: {s.infer_source})"
+        services.add_row(s.id, s.provider, price, serve, s.epochs_rule, billed, str(s.prices_checked), source)
     console.print(services)
     refs = Table(title="References")
     for col in ("id", "name", "kind", "checked", "source"):

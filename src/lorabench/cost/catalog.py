@@ -64,7 +64,11 @@ class GpuRate(_Dated):
 
 
 class ServicePrice(_Dated):
-    """A commercial fine-tuning service's training price and billing rules."""
+    """A commercial fine-tuning service's training price and billing rules.
+
+    ``infer_input_usd_per_mtok`` / ``infer_output_usd_per_mtok`` are what serving the fine-tuned model costs
+    per 1M tokens, where known (``infer_source`` names where they were read when it is not ``source``).
+    """
 
     display_name: str = Field(min_length=1)
     train_usd_per_mtok: float | None = Field(gt=0)
@@ -75,6 +79,16 @@ class ServicePrice(_Dated):
     hosting_usd_per_hour: float | None = Field(default=None, ge=0)
     storage_usd_per_month: float | None = Field(default=None, ge=0)
     model_size_bracket: str | None = None
+    infer_input_usd_per_mtok: float | None = Field(default=None, gt=0)
+    infer_output_usd_per_mtok: float | None = Field(default=None, gt=0)
+    infer_source: str | None = None
+
+    @field_validator("infer_source")
+    @classmethod
+    def _infer_source_is_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be the URL the inference price was taken from (http:// or https://)")
+        return value
 
 
 class Reference(_Dated):

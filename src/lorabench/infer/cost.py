@@ -91,7 +91,7 @@ def api_inference_prices() -> list[dict[str, Any]]:
                 "input_usd_per_mtok": getattr(service, "infer_input_usd_per_mtok", None),
                 "output_usd_per_mtok": output,
                 "prices_checked": service.prices_checked.isoformat(),
-                "source": service.source,
+                "source": service.infer_source or service.source,
             }
         )
     return prices

@@ -20,7 +20,7 @@ from lorabench.units import NA, format_bytes
 __all__ = ["INFER_PLOT_NAMES", "InferenceSection", "build_inference", "inference_plots"]
 
 INFER_PLOT_NAMES = ("infer_latency", "infer_throughput")
-_NO_API_PRICES = "none in the price catalog (it records training prices of fine-tuning services only)"
+_NO_API_PRICES = "none in the price catalog"
 
 
 @dataclass(frozen=True)
