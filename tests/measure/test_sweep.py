@@ -100,3 +100,15 @@ def test_killed_sweep_resumes_with_exactly_one_record_per_run(tmp_path: Path) ->
         assert path in final
     rows = json.loads(done.stdout)
     assert sorted(r["runs"] for r in rows) == [1, 1, 1, 1]
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path: Path) -> None:
+    from lorabench.measure.sweep import remove_stale_temporaries
+    from lorabench.records import write_json_atomic
+
+    folder = tmp_path / "run"
+    write_json_atomic(folder / "launch.json", {"a": 1})
+    leftover = folder / ".result.json.abc123.tmp"  # what SIGKILL between mkstemp and os.replace leaves
+    leftover.write_text('{"half":')
+    assert remove_stale_temporaries(folder) == [leftover]
+    assert sorted(p.name for p in folder.iterdir()) == ["launch.json"]

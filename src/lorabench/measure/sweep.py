@@ -53,6 +53,7 @@ __all__ = [
     "check_datasets",
     "gpu_slots",
     "load_sweep",
+    "remove_stale_temporaries",
     "run_sweep",
     "run_sweep_workers",
     "summarise",
@@ -225,6 +226,20 @@ def _worker_command(run: PlannedRun, launch: Path) -> list[str]:
     return [sys.executable, "-m", "lorabench.measure.worker", str(launch)]
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files a killed atomic write left in a run folder; returns what was removed.
+
+    Only called for a run this process has claimed (nobody else writes into its folder), before the run starts.
+    Such files are never read as records; removing them keeps a resumed sweep's folders clean.
+    """
+    removed = []
+    for leftover in sorted(folder.glob(".*.tmp")):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
 def execute(
     run: PlannedRun, timeout_s: float | None = None, on_spawn: Callable[[int], None] | None = None
 ) -> dict[str, Any]:
@@ -243,6 +258,7 @@ def execute(
     """
     from lorabench.measure.worker import write_launch_file
 
+    remove_stale_temporaries(run.folder)
     launch = run.folder / "launch.json"
     write_launch_file(launch, run.spec.model_dump(mode="json"), run.options.model_dump(mode="json"))
     proc = subprocess.Popen(
