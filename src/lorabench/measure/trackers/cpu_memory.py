@@ -12,7 +12,10 @@ hundred training steps are fine, a long run is not. Only one profiler can run at
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from lorabench.errors import MeasurementError
@@ -37,6 +40,27 @@ def peak_live_bytes(events: Iterable[tuple[int, int]]) -> tuple[int, int]:
         live += nbytes
         peak = max(peak, live)
     return peak, live
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for a moment: Kineto prints ``USDT ... profiler_start/stop`` lines there.
+
+    Python-level errors are unaffected (they are exceptions, printed later by whoever catches them).
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable descriptor 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class CpuTensorMemory:
@@ -67,7 +91,8 @@ class CpuTensorMemory:
             raise MeasurementError("cannot measure CPU memory: a PyTorch profiler is already running in this process")
         profile = torch.autograd.profiler.profile(use_cpu=True, profile_memory=True, record_shapes=False)
         try:
-            profile.__enter__()
+            with _native_stderr_silenced():
+                profile.__enter__()
         except RuntimeError as exc:
             raise MeasurementError(f"cannot start the PyTorch profiler to measure CPU memory ({exc})") from None
         self._profile = profile
@@ -83,7 +108,8 @@ class CpuTensorMemory:
         profile = self._profile
         if profile is None or self.result is not None:
             raise MeasurementError("the CPU memory tracker is not running")
-        profile.__exit__(None, None, None)
+        with _native_stderr_silenced():
+            profile.__exit__(None, None, None)
         results = profile.kineto_results
         if results is None:
             self.result = Measured.unknown("bytes", "the profiler returned no results")
