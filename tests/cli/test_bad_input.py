@@ -693,6 +693,7 @@ CASES: list[Case] = [
     _case("infer-variant-unknown", "infer --model tiny --variants fastest --out {d}/o", "--variants"),
     _case("infer-merged-no-adapter", "infer --model tiny --variants merged --out {d}/o", "adapter"),
     _case("infer-bits", "infer --model tiny --bits 3 --out {d}/o", "--bits"),
+    _case("infer-order", "infer --model tiny --order random --out {d}/o", "--order"),
     _case("infer-popularity", "infer --model tiny --popularity viral --out {d}/o", "--popularity"),
     _case("infer-model-unknown", "infer --model llama-9000 --out {d}/o", "llama-9000"),
     _case("infer-adapter-missing", "infer --model tiny --adapter {d}/nope --out {d}/o", "nope"),

@@ -66,3 +66,50 @@ def test_grid_writes_one_record_per_cell(tmp_path: Path) -> None:
         ("unmerged", "base"),
         ("multi", "unmerged"),
     }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["interleaved", "sequential"])
+def test_variant_order_is_recorded_and_memory_is_per_variant(tmp_path: Path, order: str) -> None:
+    adapter = make_adapter(tmp_path / "adapter")
+    options = InferOptions(
+        model="tiny",
+        out=tmp_path / "out",
+        adapters=(adapter,),
+        batch_sizes=(1, 2),
+        prompt_lens=(8,),
+        max_new_tokens=4,
+        repeats=2,
+        cpu_threads=1,
+        order=order,
+    )
+    summary = run_inference(options)
+    records = [json.loads(Path(p).read_text()) for p in summary["records"]]
+    assert sorted({r["variant"] for r in records}) == ["base", "merged", "unmerged"]
+    assert all(r["protocol"]["variant_order"].startswith(order) for r in records)
+    if order == "interleaved":  # cells rotate the variant order: the first two cells start with different variants
+        firsts = [records[0]["variant"], records[3]["variant"]]
+        assert firsts[0] != firsts[1]
+    # memory counted during generation is the same for base and merged (same architecture, frozen weights)
+    for batch in (1, 2):
+        peaks = {
+            r["variant"]: r["metrics"]["peak_allocated_bytes"] for r in records if r["cell"]["batch_size"] == batch
+        }
+        assert peaks["base"] == peaks["merged"] > 0
+
+
+def test_interleaved_cuda_peak_is_corrected_to_one_variant() -> None:
+    from lorabench.infer.runner import _CUDA_MEMORY_PASS, _alone
+
+    metrics = {
+        "peak_allocated_bytes": 50_000,
+        "peak_reserved_bytes": 60_000,
+        "nvml_peak_used_bytes": 70_000,
+        "memory_measured_over": _CUDA_MEMORY_PASS,
+        "counters": {"peak_allocated_bytes": "torch.cuda.max_memory_allocated", "peak_reserved_bytes": "r"},
+    }
+    out = _alone(metrics, others_bytes=30_000)
+    assert out["peak_allocated_bytes"] == 20_000
+    assert "minus the 30,000 weight bytes" in out["counters"]["peak_allocated_bytes"]
+    assert out["peak_reserved_bytes"] is None and "interleaved" in out["unavailable"]["peak_reserved_bytes"]
+    assert out["nvml_peak_used_bytes"] is None and "peak_reserved_bytes" not in out["counters"]

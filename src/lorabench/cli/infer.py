@@ -72,6 +72,13 @@ def infer_command(
     cpu_threads: Annotated[
         int | None, typer.Option(help="torch threads on CPU (default 1: steady timings on a shared CPU).")
     ] = None,
+    order: Annotated[
+        str,
+        typer.Option(
+            help="interleaved (variants resident together, measured cell by cell in rotating order), sequential, "
+            "or auto (interleaved when two more copies of the weights fit)."
+        ),
+    ] = "auto",
     out: Annotated[Path | None, typer.Option(help="Records folder (default runs/infer-MODEL-TIME).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -111,6 +118,7 @@ def infer_command(
         random_weights=random_weights,
         usd_per_gpu_hour=usd_per_gpu_hour,
         cpu_threads=cpu_threads,
+        order=order,
     )
     prepare(options)  # every bad input fails here, before a model is loaded or a record written
     console = Console(stderr=True)

@@ -16,6 +16,7 @@ from lorabench.errors import ConfigError
 __all__ = [
     "ADAPTER_VARIANTS",
     "MAX_BATCH",
+    "ORDERS",
     "POPULARITIES",
     "SYNTHETIC_PROMPTS",
     "VARIANTS",
@@ -34,6 +35,9 @@ VARIANTS = ("base", "unmerged", "merged", "multi", "base-quant", "unmerged-quant
 ADAPTER_VARIANTS = frozenset({"unmerged", "merged", "multi", "unmerged-quant"})
 POPULARITIES = ("uniform", "zipf")
 MAX_BATCH = 4096
+
+
+ORDERS = ("auto", "interleaved", "sequential")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,10 @@ class InferOptions:
         cpu_threads: ``torch.set_num_threads`` for a CPU run (None: 1, restored afterwards). On a shared or small
             CPU one thread gives far steadier timings than threads that wait on each other.
         out: Folder the records go to.
+        order: ``interleaved``: the base, unmerged and merged variants are resident together and measured cell by
+            cell in rotating order, so a drift of the machine does not land on one variant; ``sequential``: one
+            variant after another (a third of the memory); ``auto``: interleaved when two more copies of the
+            weights fit in free memory.
     """
 
     model: str
@@ -83,6 +91,7 @@ class InferOptions:
     random_weights: bool = False
     usd_per_gpu_hour: float | None = None
     cpu_threads: int | None = None
+    order: str = "auto"
 
     def selected_variants(self) -> tuple[str, ...]:
         """The variants to run, in :data:`VARIANTS` order."""
@@ -168,6 +177,8 @@ def check_options(options: InferOptions) -> None:
         problems.append(f"--popularity: uniform or zipf:S with S > 0 (got {options.popularity}:{options.zipf_s})")
     if options.usd_per_gpu_hour is not None and not options.usd_per_gpu_hour > 0:
         problems.append(f"--usd-per-gpu-hour: must be > 0 (got {options.usd_per_gpu_hour})")
+    if options.order not in ORDERS:
+        problems.append(f"--order: must be {', '.join(ORDERS)} (got {options.order!r})")
     if options.cpu_threads is not None and options.cpu_threads < 1:
         problems.append(f"--cpu-threads: must be >= 1 (got {options.cpu_threads})")
     if options.variants is not None:

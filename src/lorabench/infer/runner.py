@@ -94,6 +94,7 @@ class _Context:
     rate: dict[str, Any]
     progress: Progress
     records: list[tuple[dict[str, Any], Path]]
+    order: str = "sequential"
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -153,10 +154,17 @@ def _measure(ctx: _Context, model: Any, batch: int, prompt_len: int, multi: dict
 
 
 VARIANT_ORDER_NOTE = (
-    "variants are measured one after another (base, unmerged, multi, merged, then the quantized base), so a drift "
-    "of the machine between them lands on their comparison: on an H200 this order showed merged 17-62% slower than "
-    "base, while base, a copy of it and merged timed interleaved agreed within 1.2% "
-    "(benchmarks/gpu_merged_vs_base.py); read small differences between variants with that in mind"
+    "sequential: variants are measured one after another (base, unmerged, multi, merged, then the quantized base), "
+    "so a drift of the machine between them lands on their comparison: on an H200 this order showed merged 17-62% "
+    "slower than base, while base, a copy of it and merged timed interleaved agreed within 1.2% "
+    "(benchmarks/gpu_merged_vs_base.py)"
+)
+INTERLEAVED_NOTE = (
+    "interleaved: base, unmerged and merged are resident together (the adapter variants on copies of the base) and "
+    "measured cell by cell, the variant order rotating from cell to cell, so a drift of the machine is shared by "
+    "the variants; multi and the quantized variants follow one after another. Peak allocated is corrected to one "
+    "variant alone: the other variants' weight bytes are subtracted; reserved, NVML used and RSS are then "
+    "process-wide and left unknown"
 )
 
 
@@ -274,7 +282,7 @@ def _record(
             "seed": options.seed,
             "cpu_threads": None if prepared.device.type == "cuda" else torch.get_num_threads(),
             "cpu_threads_note": CPU_THREADS_NOTE,
-            "variant_order": VARIANT_ORDER_NOTE,
+            "variant_order": ctx.order,
         },
         "device": prepared.device.type,
         "metrics": metrics,
@@ -288,20 +296,112 @@ def _record(
     }
 
 
+def _alone(metrics: dict[str, Any], others_bytes: int) -> dict[str, Any]:
+    """Correct a cell's memory to its variant alone when other variants' weights were resident beside it."""
+    counters, unavailable = metrics.setdefault("counters", {}), metrics.setdefault("unavailable", {})
+    if metrics.get("peak_allocated_bytes") is not None and metrics.get("memory_measured_over") == _CUDA_MEMORY_PASS:
+        metrics["peak_allocated_bytes"] = max(0, metrics["peak_allocated_bytes"] - others_bytes)
+        counters["peak_allocated_bytes"] = (
+            f"{counters.get('peak_allocated_bytes', 'torch.cuda.max_memory_allocated')} minus the "
+            f"{others_bytes:,} weight bytes of the other variants resident beside it (interleaved order)"
+        )
+    for name in ("peak_reserved_bytes", "nvml_peak_used_bytes", "peak_rss_bytes"):
+        if metrics.get(name) is not None:
+            metrics[name] = None
+            counters.pop(name, None)
+            unavailable[name] = "process-wide while other variants were resident (interleaved order)"
+    return metrics
+
+
+def _cell(
+    ctx: _Context,
+    variant: str,
+    model: Any,
+    detail: dict[str, Any],
+    multi: dict[str, Any] | None,
+    batch: int,
+    prompt_len: int,
+    others_bytes: int | None = None,
+) -> None:
+    ctx.progress(f"{variant}: batch {batch}, prompt {prompt_len}")
+    status, message, metrics = "ok", None, None
+    try:
+        metrics = _measure(ctx, model, batch, prompt_len, multi)
+        if others_bytes is not None:
+            metrics = _alone(metrics, others_bytes)
+    except Exception as exc:  # a cell that dies is a result, recorded with its message
+        status = "oom" if _is_oom(exc) else "failed"
+        message = f"{type(exc).__name__}: {exc}".strip()[:2000]
+        release_memory()
+    record = _record(ctx, variant, detail, batch, prompt_len, metrics, status, message, multi)
+    ctx.records.append((record, write_infer_record(ctx.prepared.options.out, record)))
+
+
 def _grid(ctx: _Context, variant: str, model: Any, detail: dict[str, Any], multi: dict[str, Any] | None) -> None:
     options = ctx.prepared.options
     for batch in options.batch_sizes:
         for prompt_len in options.prompt_lens:
-            ctx.progress(f"{variant}: batch {batch}, prompt {prompt_len}")
-            status, message, metrics = "ok", None, None
-            try:
-                metrics = _measure(ctx, model, batch, prompt_len, multi)
-            except Exception as exc:  # a cell that dies is a result, recorded with its message
-                status = "oom" if _is_oom(exc) else "failed"
-                message = f"{type(exc).__name__}: {exc}".strip()[:2000]
-                release_memory()
-            record = _record(ctx, variant, detail, batch, prompt_len, metrics, status, message, multi)
-            ctx.records.append((record, write_infer_record(options.out, record)))
+            _cell(ctx, variant, model, detail, multi, batch, prompt_len)
+
+
+def _free_bytes(device: torch.device) -> int | None:
+    """Memory free for more weights: CUDA's free memory, or MemAvailable of /proc/meminfo on CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _interleave(ctx: _Context, selected: Sequence[str], base: Any) -> bool:
+    """Whether to hold base, unmerged and merged together (``--order``; ``auto``: when two more copies fit)."""
+    order = ctx.prepared.options.order
+    wanted = [v for v in ("base", "unmerged", "merged") if v in selected]
+    if order == "sequential" or len(wanted) < 2 or not ctx.prepared.adapters:
+        return False
+    if order == "interleaved":
+        return True
+    free = _free_bytes(ctx.prepared.device)
+    copies = len(wanted) - 1
+    return free is not None and copies * weight_bytes(base) <= 0.7 * free
+
+
+def _bf16_interleaved(ctx: _Context, selected: Sequence[str], base: Any) -> Any:
+    """Measure base, unmerged and merged cell by cell in rotating order; returns the unmerged model (for multi)."""
+    import copy
+
+    prepared = ctx.prepared
+    options = prepared.options
+    adapter = prepared.adapters[0].path
+    models: dict[str, tuple[Any, dict[str, Any]]] = {}
+    unmerged = None
+    if "unmerged" in selected or "multi" in selected:
+        unmerged = attach_adapter(copy.deepcopy(base), adapter)
+    if "merged" in selected:
+        merged = merge(attach_adapter(copy.deepcopy(base), adapter))
+        models["merged"] = (merged, _detail(ctx, 16, "merged into the bf16 weights (merge_and_unload)", merged))
+    if "base" in selected:
+        models["base"] = (base, _detail(ctx, 16, "none (plain base)", base))
+    if "unmerged" in selected and unmerged is not None:
+        state = "unmerged (PEFT LoRA layers beside the base weights)"
+        models["unmerged"] = (unmerged, _detail(ctx, 16, state, unmerged))
+    names = [v for v in ("base", "unmerged", "merged") if v in models]
+    resident = sum(weight_bytes(m) for m, _ in models.values())
+    if unmerged is not None and "unmerged" not in models:
+        resident += weight_bytes(unmerged)
+    if "base" not in models:
+        resident += weight_bytes(base)
+    cells = [(b, p) for b in options.batch_sizes for p in options.prompt_lens]
+    for index, (batch, prompt_len) in enumerate(cells):
+        shift = index % len(names)
+        for variant in names[shift:] + names[:shift]:
+            model, detail = models[variant]
+            _cell(ctx, variant, model, detail, None, batch, prompt_len, resident - weight_bytes(model))
+    return unmerged
 
 
 def _detail(ctx: _Context, bits: int, state: str, model: Any) -> dict[str, Any]:
@@ -319,6 +419,14 @@ def _bf16_variants(ctx: _Context, selected: Sequence[str]) -> None:
     prepared = ctx.prepared
     options = prepared.options
     base = load_base(prepared.model, 16, prepared.device, options.random_weights, options.seed)
+    if _interleave(ctx, selected, base):
+        ctx.order = INTERLEAVED_NOTE
+        peft = _bf16_interleaved(ctx, selected, base)
+        del base
+        if "multi" in selected and peft is not None:
+            _multi(ctx, peft)
+        return
+    ctx.order = VARIANT_ORDER_NOTE
     if "base" in selected:
         _grid(ctx, "base", base, _detail(ctx, 16, "none (plain base)", base), None)
     if not set(selected) & {"unmerged", "multi", "merged"}:
@@ -328,26 +436,34 @@ def _bf16_variants(ctx: _Context, selected: Sequence[str]) -> None:
         state = "unmerged (PEFT LoRA layers beside the base weights)"
         _grid(ctx, "unmerged", peft, _detail(ctx, 16, state, peft), None)
     if "multi" in selected:
-        names = load_adapters(peft, [a.path for a in prepared.adapters], options.multi_adapters)
-        weights = popularity_weights(len(names), options.popularity, options.zipf_s)
-        multi = {
-            "adapters": len(names),
-            "names": names,
-            "sources": [str(prepared.adapters[i % len(prepared.adapters)].path) for i in range(len(names))],
-            "popularity": options.popularity if options.popularity == "uniform" else f"zipf:{options.zipf_s:g}",
-            "weights": weights,
-            "probabilities": weights,
-            "how": "PEFT multi-adapter: per-request adapter_names (mixed batches), drawn per repeat (seeded)",
-        }
-        _grid(ctx, "multi", peft, _detail(ctx, 16, f"{len(names)} adapters unmerged, mixed batches", peft), multi)
-        unload_adapters(peft, names)
+        _multi(ctx, peft)
     if "merged" in selected:
         merged = merge(peft)
         _grid(ctx, "merged", merged, _detail(ctx, 16, "merged into the bf16 weights (merge_and_unload)", merged), None)
 
 
+def _multi(ctx: _Context, peft: Any) -> None:
+    """The multi-adapter variant: N adapters loaded beside the first, requests drawn by popularity."""
+    prepared = ctx.prepared
+    options = prepared.options
+    names = load_adapters(peft, [a.path for a in prepared.adapters], options.multi_adapters)
+    weights = popularity_weights(len(names), options.popularity, options.zipf_s)
+    multi = {
+        "adapters": len(names),
+        "names": names,
+        "sources": [str(prepared.adapters[i % len(prepared.adapters)].path) for i in range(len(names))],
+        "popularity": options.popularity if options.popularity == "uniform" else f"zipf:{options.zipf_s:g}",
+        "weights": weights,
+        "probabilities": weights,
+        "how": "PEFT multi-adapter: per-request adapter_names (mixed batches), drawn per repeat (seeded)",
+    }
+    _grid(ctx, "multi", peft, _detail(ctx, 16, f"{len(names)} adapters unmerged, mixed batches", peft), multi)
+    unload_adapters(peft, names)
+
+
 def _quant_variants(ctx: _Context, selected: Sequence[str]) -> None:
     prepared = ctx.prepared
+    ctx.order = VARIANT_ORDER_NOTE
     options = prepared.options
     base = load_base(prepared.model, options.bits, prepared.device, options.random_weights, options.seed)
     note = avoid_bnb_cpu_packing(base) if prepared.device.type == "cpu" else None
