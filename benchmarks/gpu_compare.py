@@ -20,11 +20,13 @@ from _common import REPO  # noqa: F401  (sets the offline environment)
 
 def main() -> None:
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("results/gpu/h200-2026-11-28")
+    from lorabench.models import resolve_model
     from lorabench.predict.device import device_totals, logits_bytes
     from lorabench.predict.simulate import simulate
     from lorabench.spec import parse_spec
 
     data = json.loads((folder / "gpu_validation.json").read_text())
+    vocab = int(resolve_model("llama-3.1-8b").config.vocab_size)
     rows, errors = [], []
     for row in data["rows"]:
         spec = parse_spec(
@@ -38,7 +40,7 @@ def main() -> None:
             }
         )
         sim = simulate(spec, device="cuda", padding="packed")
-        totals = device_totals(sim.breakdown, spec, 32, logits=logits_bytes(spec, 128_256))
+        totals = device_totals(sim.breakdown, spec, 32, logits=logits_bytes(spec, vocab))
         measured = row["max_memory_allocated_bytes"]
         error = sim.peak_allocated_bytes / measured - 1
         errors.append(abs(error))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 from rich.console import Console
@@ -31,9 +31,11 @@ from lorabench.cli.options import (
 )
 from lorabench.units import format_bytes, format_count
 
+if TYPE_CHECKING:
+    from lorabench.predict.estimate import Engine
+
 __all__ = ["estimate_command", "render_estimate"]
 
-Engine = Literal["none", "simulate", "formula"]
 Device = Literal["cuda", "cpu"]
 
 
@@ -101,7 +103,7 @@ def estimate_command(
         resolve_gpu(spec.hardware.gpu)  # an unknown GPU is bad input, before any work
     record = estimate(
         spec,
-        engine=cast(Engine, engine),
+        engine=cast("Engine", engine),
         device=cast(Device, device),
         tokens=tokens,
         gpu=spec.hardware.gpu,

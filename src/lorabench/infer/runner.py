@@ -377,24 +377,17 @@ def _bf16_interleaved(ctx: _Context, selected: Sequence[str], base: Any) -> Any:
     prepared = ctx.prepared
     options = prepared.options
     adapter = prepared.adapters[0].path
-    models: dict[str, tuple[Any, dict[str, Any]]] = {}
-    unmerged = None
-    if "unmerged" in selected or "multi" in selected:
-        unmerged = attach_adapter(copy.deepcopy(base), adapter)
-    if "merged" in selected:
-        merged = merge(attach_adapter(copy.deepcopy(base), adapter))
-        models["merged"] = (merged, _detail(ctx, 16, "merged into the bf16 weights (merge_and_unload)", merged))
-    if "base" in selected:
-        models["base"] = (base, _detail(ctx, 16, "none (plain base)", base))
-    if "unmerged" in selected and unmerged is not None:
-        state = "unmerged (PEFT LoRA layers beside the base weights)"
-        models["unmerged"] = (unmerged, _detail(ctx, 16, state, unmerged))
-    names = [v for v in ("base", "unmerged", "merged") if v in models]
-    resident = sum(weight_bytes(m) for m, _ in models.values())
-    if unmerged is not None and "unmerged" not in models:
-        resident += weight_bytes(unmerged)
-    if "base" not in models:
-        resident += weight_bytes(base)
+    unmerged = attach_adapter(copy.deepcopy(base), adapter) if {"unmerged", "multi"} & set(selected) else None
+    merged = merge(attach_adapter(copy.deepcopy(base), adapter)) if "merged" in selected else None
+    held = {"base": base, "unmerged": unmerged, "merged": merged}  # everything resident, measured or not
+    states = {
+        "base": "none (plain base)",
+        "unmerged": "unmerged (PEFT LoRA layers beside the base weights)",
+        "merged": "merged into the bf16 weights (merge_and_unload)",
+    }
+    names = [v for v in ("base", "unmerged", "merged") if v in selected]
+    models = {v: (held[v], _detail(ctx, 16, states[v], held[v])) for v in names}
+    resident = sum(weight_bytes(m) for m in held.values() if m is not None)
     cells = [(b, p) for b in options.batch_sizes for p in options.prompt_lens]
     for index, (batch, prompt_len) in enumerate(cells):
         shift = index % len(names)

@@ -98,10 +98,19 @@ def _with_gpus(spec: RunSpec, gpus: int | None) -> RunSpec:
 
 
 def _layers_and_vocab(spec: RunSpec) -> tuple[int, int]:
-    from lorabench.predict.formula import _resolve
+    from lorabench.models import resolve_model
 
-    config = _resolve(spec.model).config
+    config = resolve_model(spec.model).config
     return int(getattr(config, "num_hidden_layers", 1) or 1), int(getattr(config, "vocab_size", 0) or 0)
+
+
+def _device_total(spec: RunSpec, micro_batch: int, seq_len: int, layers: int, vocab: int) -> int:
+    from lorabench.predict.device import device_totals, logits_bytes
+    from lorabench.predict.formula import formula_memory
+
+    result = formula_memory(spec, "cuda", micro_batch=micro_batch, seq_len=seq_len)
+    logits = logits_bytes(spec, vocab, micro_batch, seq_len)
+    return device_totals(result.breakdown, spec, layers, cuda=True, logits=logits).device_total_bytes
 
 
 def device_total(spec: RunSpec, micro_batch: int, seq_len: int) -> int:
@@ -111,13 +120,7 @@ def device_total(spec: RunSpec, micro_batch: int, seq_len: int) -> int:
         ConfigError: Bad batch or length.
         ModelError: Unknown model or target module.
     """
-    from lorabench.predict.device import device_totals, logits_bytes
-    from lorabench.predict.formula import formula_memory
-
-    result = formula_memory(spec, "cuda", micro_batch=micro_batch, seq_len=seq_len)
-    layers, vocab = _layers_and_vocab(spec)
-    logits = logits_bytes(spec, vocab, micro_batch, seq_len)
-    return device_totals(result.breakdown, spec, layers, cuda=True, logits=logits).device_total_bytes
+    return _device_total(spec, micro_batch, seq_len, *_layers_and_vocab(spec))
 
 
 def largest_fitting(
@@ -158,11 +161,12 @@ def largest_fitting(
     run = _with_gpus(spec, gpus)
     run = run.model_copy(update={"hardware": run.hardware.model_copy(update={"gpu": card.key})})  # its workspaces
     vram = card.vram_bytes
+    layers, vocab = _layers_and_vocab(run)  # once per search, not per probe
 
     def total(value: int) -> int:
         if what == "batch":
-            return device_total(run, value, run.seq_len)
-        return device_total(run, run.micro_batch, value)
+            return _device_total(run, value, run.seq_len, layers, vocab)
+        return _device_total(run, run.micro_batch, value, layers, vocab)
 
     def result(value: int | None, at: int | None, nxt: int | None, nxt_total: int | None, one: int) -> FitResult:
         return FitResult(

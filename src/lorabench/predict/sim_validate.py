@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     import argparse
 
-    from lorabench.records import write_json_atomic
+    from lorabench.records import write_json_atomic, write_text_atomic
 
     parser = argparse.ArgumentParser(prog="python -m lorabench.predict.sim_validate")
     parser.add_argument("task", nargs="?", default="sentiment", help="sentiment (padded) or xbrl (full rows)")
@@ -290,24 +290,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_json_atomic(args.out / "validation.json", record)
         _write_csv(args.out / "validation.csv", [row.to_dict() for row in rows])
         header = f"CPU validation matrix ({record['created']}, task {args.task}); command: {record['command']}\n\n"
-        _write_text(args.out / "validation.md", header + table + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+        write_text_atomic(args.out / "validation.md", header + table + "\n")
 
 
 def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     import csv
     import io
 
+    from lorabench.records import write_text_atomic
+
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    _write_text(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
 
 
 if __name__ == "__main__":
