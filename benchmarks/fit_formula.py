@@ -1,14 +1,16 @@
 """Fit the formula engine's coefficients to simulations and print the held-out error.
 
 Usage: python benchmarks/fit_formula.py [--train 100] [--heldout 20] [--seed 0] [--workers N]
-       [--cache FILE.jsonl] [--out src/lorabench/predict/formula_coefficients.json] [--no-fullsize] [--groups G,...]
+       [--cache FILE.jsonl] [--out src/lorabench/predict/memory/formula_coefficients.json]
+       [--no-fullsize] [--groups G,...]
 
 A design of small-to-medium Llama-architecture models (local config dirs: hidden size, heads, key/value heads,
 intermediate size, layers and vocabulary drawn at random), each with a random micro batch, sequence length,
-targets, rank, dropout and optimizer, is simulated (``lorabench.predict.simulate``, padded batches) in every
+targets, rank, dropout and optimizer, is simulated
+(``lorabench.predict.memory.simulation.engine``, padded batches) in every
 group -- device (cuda, cpu) x base bits (16, 8, 4) x gradient checkpointing x DoRA or not. For each group and
 each dynamic component (activations, temporaries, gradients at the peak) a non-negative least-squares fit over
-the formula's features (``lorabench.predict.formula.FEATURES``), weighted by 1 / simulated peak (so it minimises
+the formula's features (``lorabench.predict.memory.formula.FEATURES``), weighted by 1 / simulated peak (so it minimises
 relative error), gives the coefficients. Held-out points -- fresh random configs, some with gradient
 accumulation, plus full-size catalog models (Llama-3.1-8B at batch 4, seq 512; Llama-3.2-1B all-linear at batch
 2, seq 2048) -- are then predicted by :func:`formula_memory` and compared with the simulation.
@@ -144,7 +146,7 @@ def simulate_task(task: dict[str, Any]) -> dict[str, Any]:
     import logging
 
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    from lorabench.predict.simulate import simulate
+    from lorabench.predict.memory.simulation.engine import simulate
     from lorabench.spec import parse_spec
 
     spec = parse_spec(task["spec"])
@@ -271,7 +273,7 @@ def _fit_pieces(x: Any, ys: dict[str, Any], weight: Any, assign: Any, groups: li
     piece (the layers before the last hold the same saved tensors whichever moment peaks), the rest are per piece."""
     import numpy as np
 
-    from lorabench.predict.formula import FEATURES
+    from lorabench.predict.memory.formula import FEATURES
 
     shared = [i for i, f in enumerate(FEATURES) if f.endswith("*(L-1)")]
     own = [i for i in range(len(FEATURES)) if i not in shared]
@@ -322,7 +324,7 @@ def fit_group(
     """A max of ``pieces`` linear models (one per candidate peak moment), each with per-component coefficients."""
     import numpy as np
 
-    from lorabench.predict.formula import FEATURES
+    from lorabench.predict.memory.formula import FEATURES
 
     x = np.array(features, dtype=float)
     weight = 1.0 / np.array([r["peak"] for r in rows], dtype=float)
@@ -353,13 +355,13 @@ def workspace(row: dict[str, Any]) -> int:
     """The cuBLAS workspaces in a simulated row's temporaries (older cached rows lack the field)."""
     if "workspace" in row:
         return int(row["workspace"])
-    from lorabench.predict.simulate import cublas_workspace_bytes
+    from lorabench.predict.memory.simulation.engine import cublas_workspace_bytes
 
     return cublas_workspace_bytes(row["spec"].get("gpu")) if row["device"] == "cuda" else 0
 
 
 def feature_rows(rows: list[dict[str, Any]]) -> list[list[float]]:
-    from lorabench.predict.formula import formula_features
+    from lorabench.predict.memory.formula import formula_features
     from lorabench.spec import parse_spec
 
     out = []
@@ -391,7 +393,7 @@ def main() -> None:
         print(f"skipped (simulate failed): {row['group']} point {row['point']}: {row['error']}")
     rows = [r for r in rows if "error" not in r]
 
-    import lorabench.predict.formula as formula
+    import lorabench.predict.memory.formula as formula
 
     groups: dict[str, Any] = {}
     by_group: dict[str, list[dict[str, Any]]] = {}
@@ -449,8 +451,8 @@ def main() -> None:
 
 def print_speed() -> None:
     """Time formula_memory: the first call for a model (builds its graph) and later calls."""
-    from lorabench.predict import formula
-    from lorabench.predict.formula import formula_memory
+    from lorabench.predict.memory import formula
+    from lorabench.predict.memory.formula import formula_memory
     from lorabench.spec import parse_spec
 
     for cached in (formula._resolve, formula._graph, formula._account, formula._static):
@@ -480,7 +482,7 @@ def library_versions() -> dict[str, str | None]:
 
 
 def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    from lorabench.predict.formula import formula_memory
+    from lorabench.predict.memory.formula import formula_memory
     from lorabench.spec import parse_spec
 
     per_group: dict[str, list[float]] = {}

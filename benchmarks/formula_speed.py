@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from lorabench.predict.fit import largest_fitting
-    from lorabench.predict.formula import formula_memory
+    from lorabench.predict.memory.formula import formula_memory
     from lorabench.spec import parse_spec
 
     specs = {}

@@ -21,8 +21,8 @@ from _common import REPO  # noqa: F401  (sets the offline environment)
 def main() -> None:
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("results/gpu/h200-2026-11-28")
     from lorabench.models import resolve_model
-    from lorabench.predict.device import device_totals, logits_bytes
-    from lorabench.predict.simulate import simulate
+    from lorabench.predict.memory.device import device_totals, logits_bytes
+    from lorabench.predict.memory.simulation.engine import simulate
     from lorabench.spec import parse_spec
 
     data = json.loads((folder / "gpu_validation.json").read_text())

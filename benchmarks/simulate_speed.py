@@ -30,7 +30,7 @@ def main() -> None:
     import torch
     import transformers  # noqa: F401
 
-    from lorabench.predict.simulate import simulate
+    from lorabench.predict.memory.simulation.engine import simulate
     from lorabench.spec import parse_spec
 
     imports_s = time.perf_counter() - started

@@ -1,7 +1,8 @@
 """The training recipe: what ``lorabench run`` measures and what the simulation replays on fake tensors.
 
 Kept in one place (the runner in :mod:`lorabench.measure.runner` and the engine in
-:mod:`lorabench.predict.simulate` both call it) so a simulated step and a measured step differ only in the
+:mod:`lorabench.predict.memory.simulation.engine` both call it) so a simulated step and a measured step
+differ only in the
 tensors they run on:
 
 - 8/4-bit base: PEFT's ``prepare_model_for_kbit_training`` (freezes the base, upcasts every non-quantized

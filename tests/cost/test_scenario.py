@@ -167,7 +167,7 @@ def test_predicted_rows_from_a_spec(tmp_path: Path) -> None:
 
 
 def test_predicted_rows_use_a_calibration(tmp_path: Path) -> None:
-    from lorabench.predict.timing import Calibration
+    from lorabench.predict.time.efficiency import Calibration
 
     calibration = Calibration(
         efficiency_by_bits={16: 0.2},

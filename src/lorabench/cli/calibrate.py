@@ -23,7 +23,7 @@ def calibrate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the calibration as JSON.")] = False,
 ) -> None:
     """Fit achieved/peak FLOP/s per base bit width so predicted time tracks measured time on your hardware."""
-    from lorabench.predict.calibrate import CALIBRATION_NAME, calibrate_from_runs
+    from lorabench.predict.time.calibrate import CALIBRATION_NAME, calibrate_from_runs
     from lorabench.records import write_json_atomic
 
     calibration, skipped = calibrate_from_runs(results)

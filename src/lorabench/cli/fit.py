@@ -42,8 +42,8 @@ def fit_record(spec: Any, gpu: str, gpus: int | None = None) -> dict[str, Any]:
         ModelError: Unknown model or target module.
     """
     from lorabench.hardware.catalog import resolve_gpu
-    from lorabench.predict.device import CUDA_CONTEXT_BYTES, LOGITS_SLACK_FACTOR, RESERVED_SLACK_FRACTION
     from lorabench.predict.fit import largest_fitting
+    from lorabench.predict.memory.device import CUDA_CONTEXT_BYTES, LOGITS_SLACK_FACTOR, RESERVED_SLACK_FRACTION
 
     card = resolve_gpu(gpu)
     batch = largest_fitting(spec, card.key, "batch", gpus=gpus)

@@ -214,7 +214,7 @@ def _read_run_record(path: Path) -> dict[str, Any]:
 
 def _predicted_time(row: SelfHosted, scenario: Scenario, tokens: int) -> tuple[float, str, int, dict[str, Any]]:
     """Predicted wall time of the whole job for a ``spec:`` row (flops engine)."""
-    from lorabench.predict.timing import Calibration, predict_time
+    from lorabench.predict.time.efficiency import Calibration, predict_time
     from lorabench.spec import load_spec, parse_spec
 
     spec = parse_spec(row.spec, f"self_hosted {row.name}.spec") if isinstance(row.spec, dict) else load_spec(row.spec)

@@ -1,8 +1,8 @@
 """Predictions made before a run: parameters, weight bytes (and later memory and time)."""
 
 from lorabench.predict.estimate import ESTIMATE_SCHEMA, ESTIMATE_SCHEMA_VERSION, estimate, estimate_record
-from lorabench.predict.params import BITS, Accounting, Component, account, modules_kept_unquantized
-from lorabench.predict.storage import LinearStorage, linear_storage
+from lorabench.predict.memory.params import BITS, Accounting, Component, account, modules_kept_unquantized
+from lorabench.predict.memory.storage import LinearStorage, linear_storage
 
 __all__ = [
     "BITS",

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from lorabench import __version__
 from lorabench.models import ResolvedModel, resolve_model
-from lorabench.predict.params import BITS, Accounting, account
+from lorabench.predict.memory.params import BITS, Accounting, account
 from lorabench.spec import RunSpec
 
 __all__ = ["ESTIMATE_SCHEMA", "ESTIMATE_SCHEMA_VERSION", "estimate", "estimate_record"]
@@ -93,10 +93,10 @@ Engine = Literal["none", "simulate", "formula"]
 
 
 def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model: ResolvedModel) -> dict[str, Any]:
-    from lorabench.predict.device import device_totals, fits_on_catalog_gpus, logits_bytes
+    from lorabench.predict.memory.device import device_totals, fits_on_catalog_gpus, logits_bytes
 
     if engine == "formula":
-        from lorabench.predict.formula import formula_memory
+        from lorabench.predict.memory.formula import formula_memory
 
         result = formula_memory(spec, device=device)
         peak, breakdown, phase = result.peak_allocated_bytes, dict(result.breakdown), result.peak_phase
@@ -109,7 +109,7 @@ def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model
         if result.extrapolated:
             how += "; EXTRAPOLATED: coefficients were fitted on Llama-architecture models only"
     else:
-        from lorabench.predict.simulate import simulate
+        from lorabench.predict.memory.simulation.engine import simulate
 
         sim = simulate(spec, device=device)
         peak, breakdown, phase = sim.peak_allocated_bytes, dict(sim.breakdown), sim.peak_phase
@@ -144,7 +144,7 @@ def _time(spec: RunSpec, tokens: int, gpu: str, calibration: Path | None, model:
     import json
 
     from lorabench.errors import ConfigError
-    from lorabench.predict.timing import Calibration, predict_time
+    from lorabench.predict.time.efficiency import Calibration, predict_time
 
     loaded = None
     if calibration is not None:

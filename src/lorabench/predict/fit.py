@@ -1,8 +1,8 @@
 """The largest micro batch or sequence length that fits on a GPU, by the formula engine.
 
 :func:`largest_fitting` predicts the per-GPU device total (peak allocated bytes after parallelism, plus the
-allocator's reserved slack and the CUDA context: :func:`lorabench.predict.device.device_totals`) with
-:func:`lorabench.predict.formula.formula_memory` and compares it with the catalog GPU's memory. Memory grows
+allocator's reserved slack and the CUDA context: :func:`lorabench.predict.memory.device.device_totals`) with
+:func:`lorabench.predict.memory.formula.formula_memory` and compares it with the catalog GPU's memory. Memory grows
 with the micro batch and the sequence length, so an exponential search (1, 2, 4, ...) brackets the answer and a
 binary search finds it: a few dozen formula calls, microseconds each.
 """
@@ -105,8 +105,8 @@ def _layers_and_vocab(spec: RunSpec) -> tuple[int, int]:
 
 
 def _device_total(spec: RunSpec, micro_batch: int, seq_len: int, layers: int, vocab: int) -> int:
-    from lorabench.predict.device import device_totals, logits_bytes
-    from lorabench.predict.formula import formula_memory
+    from lorabench.predict.memory.device import device_totals, logits_bytes
+    from lorabench.predict.memory.formula import formula_memory
 
     result = formula_memory(spec, "cuda", micro_batch=micro_batch, seq_len=seq_len)
     logits = logits_bytes(spec, vocab, micro_batch, seq_len)

@@ -24,8 +24,8 @@ from torch import nn
 
 from lorabench.methods import check_targets
 from lorabench.models import ResolvedModel, build_meta_model
-from lorabench.predict.params import _is_quantized, modules_kept_unquantized
-from lorabench.predict.sim_bnb import Target, quant_constant_tensors, sim_linear_4bit, sim_linear_8bit
+from lorabench.predict.memory.params import _is_quantized, modules_kept_unquantized
+from lorabench.predict.memory.simulation.bnb import Target, quant_constant_tensors, sim_linear_4bit, sim_linear_8bit
 from lorabench.recipe import prepare_for_training
 from lorabench.spec import RunSpec
 

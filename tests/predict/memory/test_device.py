@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from lorabench.predict.device import (
+from lorabench.predict.memory.device import (
     CUDA_CONTEXT_BYTES,
     LOGITS_SLACK_FACTOR,
     RESERVED_SLACK_FRACTION,

@@ -44,10 +44,10 @@ import torch
 from lorabench.errors import ConfigError
 from lorabench.models import resolve_model
 from lorabench.models.build import quiet_hf
-from lorabench.predict.sim_bnb import Target, bnb_overrides
-from lorabench.predict.sim_kernels import TargetKernels
-from lorabench.predict.sim_model import SimModel, build_sim_model
-from lorabench.predict.sim_tracker import COMPONENTS, Component, Phase, StorageTracker
+from lorabench.predict.memory.simulation.bnb import Target, bnb_overrides
+from lorabench.predict.memory.simulation.kernels import TargetKernels
+from lorabench.predict.memory.simulation.model import SimModel, build_sim_model
+from lorabench.predict.memory.simulation.tracker import COMPONENTS, Component, Phase, StorageTracker
 from lorabench.recipe import make_optimizer, training_step
 from lorabench.spec import RunSpec
 

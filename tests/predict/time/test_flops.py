@@ -6,7 +6,7 @@ import pytest
 
 from lorabench.errors import ConfigError, ModelError
 from lorabench.models import resolve_model
-from lorabench.predict.flops import FlopsBreakdown, training_flops
+from lorabench.predict.time.flops import FlopsBreakdown, training_flops
 from lorabench.spec import parse_spec
 
 # Llama-3.1-8B: published parameters, embeddings (128256 x 4096) and the 65 RMSNorm weights (2 per layer + final).

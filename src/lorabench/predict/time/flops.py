@@ -1,7 +1,7 @@
 """Training FLOPs of a LoRA / QLoRA / DoRA / rsLoRA run, counted from the real module graph.
 
 The model is built on the meta device from its config and PEFT is applied to it (as in
-:mod:`lorabench.predict.params`), so the shapes of the frozen linear layers and of the adapters
+:mod:`lorabench.predict.memory.params`), so the shapes of the frozen linear layers and of the adapters
 come from the modules transformers and PEFT really create; the config gives layers, heads,
 head size and attention windows. The count is per training token, plus DoRA's per-pass work.
 
@@ -33,7 +33,7 @@ What is counted (a multiply-add is 2 FLOPs; only matrix multiplications, except 
 
 Not counted: norms, activations, softmax, rotary embeddings, the loss, the optimizer step and
 bitsandbytes' dequantization (these run on CUDA cores or are memory bound; the efficiency factor
-of :mod:`lorabench.predict.timing` absorbs them). The base's bits do not change the FLOP count.
+of :mod:`lorabench.predict.time.efficiency` absorbs them). The base's bits do not change the FLOP count.
 """
 
 from __future__ import annotations

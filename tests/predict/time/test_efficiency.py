@@ -8,8 +8,7 @@ from dataclasses import replace
 import pytest
 
 from lorabench.errors import CatalogError, ConfigError
-from lorabench.predict.flops import FlopsBreakdown, training_flops
-from lorabench.predict.timing import (
+from lorabench.predict.time.efficiency import (
     DEFAULT_EFFICIENCY,
     PRIOR_EFFICIENCY_BY_BITS,
     Calibration,
@@ -17,6 +16,7 @@ from lorabench.predict.timing import (
     fit_efficiency,
     predict_time,
 )
+from lorabench.predict.time.flops import FlopsBreakdown, training_flops
 from lorabench.spec import parse_spec
 
 A5000_PEAK = 111.1e12
@@ -180,9 +180,9 @@ def test_malformed_calibration_record() -> None:
 def test_priors_are_the_h200_calibration_in_the_repo() -> None:
     from pathlib import Path
 
-    from lorabench.predict.calibrate import calibrate_from_runs
+    from lorabench.predict.time.calibrate import calibrate_from_runs
 
-    folder = Path(__file__).resolve().parents[2] / "results" / "gpu" / "h200-2026-11-28"
+    folder = Path(__file__).resolve().parents[3] / "results" / "gpu" / "h200-2026-11-28"
     calibration, skipped = calibrate_from_runs(folder)
     assert not skipped
     assert calibration.runs_by_bits == {16: 4, 8: 4, 4: 6}

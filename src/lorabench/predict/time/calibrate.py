@@ -7,8 +7,8 @@ from typing import Any
 
 from lorabench.errors import CatalogError, DataError, LorabenchError
 from lorabench.measure.record import RECORD_NAME, read_run_record
-from lorabench.predict.flops import training_flops
-from lorabench.predict.timing import Calibration, Observation, fit_efficiency
+from lorabench.predict.time.efficiency import Calibration, Observation, fit_efficiency
+from lorabench.predict.time.flops import training_flops
 from lorabench.spec import RunSpec
 
 __all__ = ["CALIBRATION_NAME", "calibrate_from_runs", "observation_from_record"]

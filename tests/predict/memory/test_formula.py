@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from lorabench.errors import ConfigError, ModelError
-from lorabench.predict import formula
-from lorabench.predict.formula import (
+from lorabench.predict.memory import formula
+from lorabench.predict.memory.formula import (
     FEATURES,
     FORMULA_COMPONENTS,
     FormulaResult,
@@ -19,8 +19,8 @@ from lorabench.predict.formula import (
     set_coefficients,
     static_components,
 )
-from lorabench.predict.params import account
-from lorabench.predict.simulate import SIM_COMPONENTS, simulate
+from lorabench.predict.memory.params import account
+from lorabench.predict.memory.simulation.engine import SIM_COMPONENTS, simulate
 from lorabench.spec import RunSpec, parse_spec
 
 STATIC = ("weights", "quant_constants", "adapter", "optimizer_state")
@@ -196,7 +196,7 @@ def test_unknown_model_or_target() -> None:
 
 
 def test_cublas_workspaces_follow_the_gpu() -> None:
-    from lorabench.predict.simulate import cublas_workspace_bytes
+    from lorabench.predict.memory.simulation.engine import cublas_workspace_bytes
 
     hopper = formula_memory(_spec(hardware={"gpu": "H100"}))
     ampere = formula_memory(_spec(hardware={"gpu": "A5000"}))

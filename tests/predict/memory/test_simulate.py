@@ -9,16 +9,21 @@ import pytest
 import torch
 
 from lorabench.errors import ConfigError
-from lorabench.predict.params import account
-from lorabench.predict.sim_kernels import cuda_attention_backend, cuda_sdpa
-from lorabench.predict.sim_tracker import StorageTracker, round_up
-from lorabench.predict.sim_validate import measure_cpu_peak
-from lorabench.predict.simulate import CUDA_BLOCK_BYTES, SIM_COMPONENTS, cublas_workspace_bytes, simulate
+from lorabench.predict.memory.params import account
+from lorabench.predict.memory.simulation.engine import (
+    CUDA_BLOCK_BYTES,
+    SIM_COMPONENTS,
+    cublas_workspace_bytes,
+    simulate,
+)
+from lorabench.predict.memory.simulation.kernels import cuda_attention_backend, cuda_sdpa
+from lorabench.predict.memory.simulation.tracker import StorageTracker, round_up
+from lorabench.predict.memory.simulation.validate import measure_cpu_peak
 from lorabench.spec import RunSpec, parse_spec
 
 META = torch.device("meta")
 MIB = 2**20
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 H200_RESULTS = REPO / "results" / "gpu" / "h200-2026-11-28" / "gpu_validation.json"
 
 

@@ -1,10 +1,11 @@
 """Peak training memory by formula: closed-form static components plus a fitted model of the dynamic ones.
 
-:func:`formula_memory` predicts what :func:`lorabench.predict.simulate.simulate` reports, in microseconds instead
+:func:`formula_memory` predicts what :func:`lorabench.predict.memory.simulation.engine.simulate` reports,
+in microseconds instead
 of seconds, so that sweeps over thousands of configurations and "largest batch that fits" searches are instant.
 
 Static components are exact, from the model's module graph (built once per model, method, rank and targets on
-the meta device and cached; :func:`lorabench.predict.params.account` gives the base and adapter bytes):
+the meta device and cached; :func:`lorabench.predict.memory.params.account` gives the base and adapter bytes):
 
 - ``weights``: the frozen base as stored -- bf16, or at 8/4 bits the packed quantized weights plus every
   non-quantized parameter (embeddings, ``lm_head``, norms, biases) upcast to fp32 by PEFT's
@@ -218,7 +219,7 @@ def _graph(ref: str, dora: bool, rank: int, targets: _Targets) -> _Graph:
     from lorabench.methods import check_targets, lora_config
     from lorabench.models import build_meta_model
     from lorabench.models.build import quiet_hf
-    from lorabench.predict.params import _is_quantized, modules_kept_unquantized
+    from lorabench.predict.memory.params import _is_quantized, modules_kept_unquantized
 
     resolved = _resolve(ref)
     config = resolved.config
@@ -286,7 +287,7 @@ def _graph(ref: str, dora: bool, rank: int, targets: _Targets) -> _Graph:
 @functools.lru_cache(maxsize=256)
 def _account(ref: str, dora: bool, rank: int, targets: _Targets, bits: int) -> tuple[int, int, int]:
     """``account()``'s base bytes, constant bytes and adapter bytes at ``bits`` (cached)."""
-    from lorabench.predict.params import account
+    from lorabench.predict.memory.params import account
 
     spec = RunSpec(model=ref, method="dora" if dora else "lora", rank=rank, targets=targets)
     acc = account(spec, _resolve(ref))
@@ -352,7 +353,7 @@ def _static(
     optimizer_state, paged = _optimizer_bytes(graph.adapter, optimizer, device, block)
     workspace = 0
     if device == "cuda":
-        from lorabench.predict.simulate import cublas_workspace_bytes
+        from lorabench.predict.memory.simulation.engine import cublas_workspace_bytes
 
         workspace = cublas_workspace_bytes(gpu)
     return _Static(graph, weights, constants, adapter, gradients, optimizer_state, paged, workspace)
@@ -389,7 +390,7 @@ def coefficients() -> dict[str, Any]:
         data = _override[0]
     else:
         try:
-            text = resources.files("lorabench.predict").joinpath(_COEFFICIENTS_FILE).read_text("utf-8")
+            text = resources.files("lorabench.predict.memory").joinpath(_COEFFICIENTS_FILE).read_text("utf-8")
             data = json.loads(text)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"formula engine: cannot read {_COEFFICIENTS_FILE} ({exc})") from None

@@ -6,7 +6,7 @@ bitsandbytes picks its code path from the tensor's device (``MatMul8bitFp`` on a
 which for the simulation is neither the target device nor a real one. The substitutes *subclass*
 ``bnb.nn.Linear4bit`` / ``bnb.nn.Linear8bitLt`` (so PEFT wraps them with its real bitsandbytes LoRA layers,
 the 4-bit ``result.clone()`` and DoRA's dequantization included) and hold meta tensors of exactly the storage
-bitsandbytes allocates (:func:`lorabench.predict.storage.linear_storage` gives the same bytes):
+bitsandbytes allocates (:func:`lorabench.predict.memory.storage.linear_storage` gives the same bytes):
 
 - 4-bit NF4 with double quantization: packed ``uint8`` weight ``((n + 1) // 2, 1)``, ``uint8`` absmax per 64
   elements, ``fp32`` absmax per 256 of those, the 16-entry NF4 and 256-entry nested code books and an ``fp32``
@@ -42,10 +42,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
-from lorabench.predict.storage import NF4_BLOCKSIZE, NF4_NESTED_BLOCKSIZE
+from lorabench.predict.memory.storage import NF4_BLOCKSIZE, NF4_NESTED_BLOCKSIZE
 
 if TYPE_CHECKING:
-    from lorabench.predict.sim_tracker import OpOverride, StorageTracker
+    from lorabench.predict.memory.simulation.tracker import OpOverride, StorageTracker
 
 __all__ = [
     "INT8_THRESHOLD",

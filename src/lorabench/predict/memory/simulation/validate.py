@@ -9,7 +9,7 @@ still live after set-up (weights, adapter, batch), plus the peak of what the tra
 (One window over everything would also see loading transients, which are not part of a training step.)
 
 :func:`validate` compares that with ``simulate(spec, "cpu")``; :func:`main` runs the tiny-model matrix and
-prints the table (``python -m lorabench.predict.sim_validate``).
+prints the table (``python -m lorabench.predict.memory.simulation.validate``).
 """
 
 from __future__ import annotations
@@ -162,8 +162,8 @@ def validate(spec: RunSpec, task: str = "sentiment") -> ValidationRow:
     A real run that fails (e.g. a library bug for that combination) gives a row without a measurement and
     the failure as its note.
     """
-    from lorabench.predict.formula import formula_memory
-    from lorabench.predict.simulate import simulate
+    from lorabench.predict.memory.formula import formula_memory
+    from lorabench.predict.memory.simulation.engine import simulate
 
     try:
         measured = measure_cpu_peak(spec, task)
@@ -247,7 +247,7 @@ def validation_record(rows: Sequence[ValidationRow], task: str) -> dict[str, Any
         "schema_version": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": task,
-        "command": f"python -m lorabench.predict.sim_validate {task} --out DIR",
+        "command": f"python -m lorabench.predict.memory.simulation.validate {task} --out DIR",
         "measured_counter": (
             "torch.profiler allocator events (profile_memory): bytes live after set-up + peak of the two "
             "training steps on top (lorabench.measure.trackers.cpu_memory)"
@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from lorabench.records import write_json_atomic, write_text_atomic
 
-    parser = argparse.ArgumentParser(prog="python -m lorabench.predict.sim_validate")
+    parser = argparse.ArgumentParser(prog="python -m lorabench.predict.memory.simulation.validate")
     parser.add_argument("task", nargs="?", default="sentiment", help="sentiment (padded) or xbrl (full rows)")
     parser.add_argument("--out", type=Path, help="write validation.json, validation.csv and validation.md here")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))

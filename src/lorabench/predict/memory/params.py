@@ -16,7 +16,7 @@ import torch
 from lorabench.methods import check_targets, lora_config
 from lorabench.models import ResolvedModel, build_meta_model, resolve_model
 from lorabench.models.build import quiet_hf
-from lorabench.predict.storage import linear_storage
+from lorabench.predict.memory.storage import linear_storage
 from lorabench.spec import RunSpec
 
 __all__ = ["BITS", "Accounting", "Component", "account", "modules_kept_unquantized"]

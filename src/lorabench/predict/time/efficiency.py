@@ -1,6 +1,6 @@
 """Training time from FLOPs: ``time = FLOPs / (GPUs x peak x efficiency)``, and fitting the efficiency.
 
-The FLOPs come from :func:`lorabench.predict.flops.training_flops`; the peak is the GPU catalog's
+The FLOPs come from :func:`lorabench.predict.time.flops.training_flops`; the peak is the GPU catalog's
 dense bf16 tensor throughput (:mod:`lorabench.hardware.catalog`). The efficiency factor (achieved /
 peak) is either a prior (an uncalibrated guess per base bit width), a value the user gives, or a
 :class:`Calibration` fitted from measured runs by :func:`fit_efficiency` (``lorabench calibrate``).
@@ -16,7 +16,7 @@ from typing import Any
 from lorabench.errors import ConfigError
 from lorabench.hardware.catalog import resolve_gpu
 from lorabench.models import ResolvedModel
-from lorabench.predict.flops import FlopsBreakdown, training_flops
+from lorabench.predict.time.flops import FlopsBreakdown, training_flops
 from lorabench.spec import RunSpec
 
 __all__ = [

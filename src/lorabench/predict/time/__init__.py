@@ -1,0 +1,1 @@
+"""Time engines: FLOPs of the training step, efficiency/calibration and the roofline."""
