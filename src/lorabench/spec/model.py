@@ -26,7 +26,19 @@ __all__ = [
 Method = Literal["lora", "qlora", "dora", "rslora"]
 Bits = Literal[16, 8, 4]
 Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit"]
-Parallelism = Literal["single", "ddp", "zero1", "zero2", "zero3"]
+Parallelism = Literal["single", "ddp", "zero1", "zero2", "zero3", "fsdp_full_shard", "fsdp_shard_grad_op"]
+Attention = Literal["eager", "sdpa", "flash_attention_2"]
+CrossEntropy = Literal["standard", "fused"]
+
+
+def _sorted_pairs(value: Any) -> Any:
+    # rank_pattern / alpha_pattern arrive as mappings (YAML, adapter_config.json); keep them hashable and ordered.
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), v) for k, v in value.items()))
+    return value
+
+
+SortedPairs = BeforeValidator(_sorted_pairs)
 
 
 def _not_a_bool(value: Any, info: ValidationInfo) -> Any:
@@ -64,6 +76,15 @@ class RunSpec(BaseModel):
     quantization and bf16 compute, so it requires ``bits=4``); ``dora`` (PEFT ``use_dora``);
     ``rslora`` (PEFT ``use_rslora``, scaling alpha/sqrt(r)). ``bits`` is the storage of the
     frozen base: 16 (bf16), 8 (bitsandbytes LLM.int8) or 4 (bitsandbytes NF4 + double quant).
+
+    Fields that PEFT and the trainers name the same way: ``modules_to_save`` (modules trained in full as
+    copies, e.g. ``embed_tokens`` / ``lm_head``), ``layers_to_transform`` (decoder layer indices that get
+    adapters; None = all), ``rank_pattern`` / ``alpha_pattern`` (per-module overrides, name or regex -> value).
+    ``parallelism`` adds FSDP (``fsdp_full_shard`` ~ ZeRO-3, ``fsdp_shard_grad_op`` ~ ZeRO-2) with
+    ``fsdp_offload`` (parameters and gradients on the CPU). ``attention`` is the implementation transformers
+    runs (``eager``, ``sdpa``, ``flash_attention_2``); ``cross_entropy: fused`` is a chunked/fused loss (Liger,
+    cut-cross-entropy) that never materialises the fp32 logits; ``activation_offload`` is gradient
+    checkpointing with the checkpoints offloaded to the CPU (Axolotl's ``gradient_checkpointing: offload``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -84,6 +105,14 @@ class RunSpec(BaseModel):
     grad_ckpt: bool = False
     hardware: Hardware = Hardware()
     parallelism: Parallelism = "single"
+    fsdp_offload: bool = False
+    modules_to_save: tuple[str, ...] = ()
+    layers_to_transform: tuple[Annotated[int, NotBool], ...] | None = None
+    rank_pattern: Annotated[tuple[tuple[str, Annotated[int, NotBool]], ...], SortedPairs] = ()
+    alpha_pattern: Annotated[tuple[tuple[str, Annotated[float, NotBool]], ...], SortedPairs] = ()
+    attention: Attention = "sdpa"
+    cross_entropy: CrossEntropy = "standard"
+    activation_offload: bool = False
 
     @model_validator(mode="after")
     def _check_cross_field(self) -> RunSpec:
@@ -117,8 +146,23 @@ def _cross_field_problems(values: Mapping[str, Any]) -> list[str]:
     count = hardware.get("count") if isinstance(hardware, Mapping) else None
     if values.get("parallelism") == "single" and isinstance(count, int) and count > 1:
         problems.append(
-            f"parallelism: 'single' runs on one GPU but hardware.count is {count}; use ddp, zero1, zero2 or zero3"
+            f"parallelism: 'single' runs on one GPU but hardware.count is {count}; "
+            "use ddp, zero1, zero2, zero3, fsdp_full_shard or fsdp_shard_grad_op"
         )
+    if values.get("fsdp_offload") and not str(values.get("parallelism", "")).startswith("fsdp"):
+        problems.append("fsdp_offload: needs parallelism fsdp_full_shard or fsdp_shard_grad_op")
+    if values.get("activation_offload") and not values.get("grad_ckpt"):
+        problems.append("activation_offload: offloads gradient checkpoints, so it needs grad_ckpt: true")
+    layers = values.get("layers_to_transform")
+    if isinstance(layers, (list, tuple)) and any(isinstance(i, int) and i < 0 for i in layers):
+        problems.append("layers_to_transform: layer indices must be >= 0")
+    for name in ("rank_pattern", "alpha_pattern"):
+        pattern = values.get(name)
+        pairs = pattern.items() if isinstance(pattern, Mapping) else pattern
+        if isinstance(pairs, (list, tuple)) and any(
+            isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[1], (int, float)) and p[1] <= 0 for p in pairs
+        ):
+            problems.append(f"{name}: values must be > 0")
     targets = values.get("targets")
     if isinstance(targets, (list, tuple)):
         if not targets:
@@ -184,7 +228,7 @@ def parse_spec(raw: Mapping[str, Any], source: str = "spec") -> RunSpec:
     try:
         return RunSpec.model_validate(data)
     except ValidationError as exc:
-        problems = [_describe(e) for e in exc.errors()]
+        problems = [part for e in exc.errors() for part in _describe(e).split("; ")]
         seen = {p.split(":", 1)[0] for p in problems}
         problems += [p for p in _cross_field_problems(data) if p.split(":", 1)[0] not in seen]
         problems = list(dict.fromkeys(problems))
