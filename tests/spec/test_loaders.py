@@ -110,7 +110,7 @@ def test_axolotl_variants(tmp_path: Path) -> None:
         ("base_model: x\ndeepspeed: ds_config.json\n", "ZeRO stage"),
         ("adapter: lora\nlora_r: 8\n", "base_model: required"),
         ('{"peft_type": "IA3", "base_model_name_or_path": "x"}', "peft_type"),
-        ('{"r": 8, "target_modules": ".*proj", "base_model_name_or_path": "x"}', "regular-expression"),
+        ('{"r": 8, "target_modules": ".*proj", "base_model_name_or_path": "x"}', "regular expression"),
         ('{"r": 8, "target_modules": ["q_proj"]}', "base_model_name_or_path"),
         (
             '{"r": 8, "target_modules": ["q_proj"], "base_model_name_or_path": "x", '

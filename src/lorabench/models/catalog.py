@@ -1,13 +1,17 @@
 """Architecture catalog: config facts for well-known models, and resolving a model reference.
 
 A model reference is a catalog name (``llama-3.1-8b``), a Hugging Face id that maps to a
-catalog entry (``meta-llama/Llama-3.1-8B-Instruct``), or a local directory holding a
-``config.json`` (any architecture transformers knows). No weights are needed.
+catalog entry (``meta-llama/Llama-3.1-8B-Instruct``, a mirror such as ``NousResearch/Meta-Llama-3-8B``, or a
+pre-quantized re-upload such as ``unsloth/llama-3-8b-bnb-4bit``), a model in the local Hugging Face cache
+(``$HF_HUB_CACHE`` or ``$HF_HOME/hub``: ``models--ORG--NAME/snapshots/*/config.json``), or a local directory
+holding a ``config.json`` (any architecture transformers knows). No weights are needed, nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,9 +25,11 @@ from lorabench.errors import CatalogError, ModelError
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
-__all__ = ["ArchitectureEntry", "ResolvedModel", "architecture_catalog", "resolve_model"]
+__all__ = ["ArchitectureEntry", "ResolvedModel", "architecture_catalog", "hf_hub_cache", "resolve_model"]
 
-_SUFFIXES = ("-instruct", "-chat", "-hf", "-it", "-base")
+_SUFFIXES = ("-instruct", "-chat", "-hf", "-it", "-pt", "-base", "-sft", "-fp16", "-bf16")
+# Re-upload suffixes of quantized checkpoints (Unsloth, TheBloke, ...): the architecture is the base's.
+_QUANT_SUFFIX = re.compile(r"(?:-unsloth)?-(?:bnb-4bit|bnb-8bit|4bit|8bit|gptq(?:-int[48])?|awq|fp8|gguf)$")
 
 
 class ArchitectureEntry(BaseModel):
@@ -34,6 +40,7 @@ class ArchitectureEntry(BaseModel):
     display_name: str = Field(min_length=1)
     source: str = Field(min_length=1)
     hub_ids: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
     config: dict[str, Any]
 
 
@@ -54,6 +61,7 @@ class ResolvedModel:
     source: str
     config: PretrainedConfig
     local_dir: Path | None = None
+    note: str | None = None
 
 
 @functools.cache
@@ -70,69 +78,123 @@ def architecture_catalog() -> dict[str, ArchitectureEntry]:
         raise CatalogError(f"architectures.yaml: invalid catalog: {exc.errors()[0]['msg']}") from None
 
 
-def _normalise(ref: str) -> str:
+def _normalise(ref: str) -> tuple[str, str | None]:
+    """Lower-case name without organisation and variant suffixes, and the quantized suffix if any."""
     name = ref.strip().rsplit("/", 1)[-1].lower()
     if name.startswith("meta-llama-"):
         name = name.removeprefix("meta-")
+    quant: str | None = None
     changed = True
     while changed:
         changed = False
+        match = _QUANT_SUFFIX.search(name)
+        if match:
+            quant = quant or match.group(0).lstrip("-")
+            name, changed = name[: match.start()], True
         for suffix in _SUFFIXES:
             if name.endswith(suffix):
                 name, changed = name.removesuffix(suffix), True
-    return name
+    name = re.sub(r"-(?:2407|2409|2501|2503|2506|2507)$", "", name)  # dated Mistral / Qwen refreshes
+    return name, quant
 
 
-def _lookup(ref: str) -> str | None:
+def _lookup(ref: str) -> tuple[str, str | None] | None:
     catalog = architecture_catalog()
     low = ref.strip().lower()
     if low in catalog:
-        return low
+        return low, None
     for key, entry in catalog.items():
         if any(low == hub.lower() for hub in entry.hub_ids):
-            return key
-    norm = _normalise(ref)
-    return norm if norm in catalog else None
+            return key, None
+    norm, quant = _normalise(ref)
+    for key, entry in catalog.items():
+        if norm == key or norm in entry.aliases or any(norm == _normalise(h)[0] for h in entry.hub_ids):
+            return key, quant
+    return None
+
+
+def hf_hub_cache() -> Path:
+    """The local Hugging Face hub cache: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def _cached_snapshot(ref: str) -> Path | None:
+    """The snapshot folder of ``ORG/NAME`` in the hub cache that holds a config.json (``refs/main`` first)."""
+    if ref.count("/") != 1 or ref.startswith((".", "/", "~")):
+        return None
+    repo = hf_hub_cache() / ("models--" + ref.strip().replace("/", "--"))
+    snapshots = repo / "snapshots"
+    try:
+        main = (repo / "refs" / "main").read_text("utf-8").strip()
+    except OSError:
+        main = ""
+    if main and (snapshots / main / "config.json").is_file():
+        return snapshots / main
+    try:
+        found = [p.parent for p in snapshots.glob("*/config.json")]
+    except OSError:
+        return None
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def _from_directory(path: Path, key: str, note: str | None = None) -> ResolvedModel:
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelError(f"{path / 'config.json'}: transformers cannot read it ({exc})") from None
+    return ResolvedModel(
+        key=key, display_name=key, source=str(path / "config.json"), config=config, local_dir=path, note=note
+    )
 
 
 def resolve_model(ref: str) -> ResolvedModel:
-    """Resolve a model reference to its transformers config.
+    """Resolve a model reference to its transformers config, offline.
+
+    Order: a local directory; a catalog name or listed hub id; the local Hugging Face cache; a catalog
+    entry after removing the organisation and variant suffixes (``-Instruct``, ``-it``, ``-bnb-4bit``, ...).
 
     Args:
-        ref: Catalog name, Hugging Face id of a catalog model, or a local directory with ``config.json``.
+        ref: Catalog name, Hugging Face id, or a local directory with ``config.json``.
 
     Returns:
-        The resolved model.
+        The resolved model (``note`` says when it is a pre-quantized re-upload or came from the cache).
 
     Raises:
         ModelError: Unknown name, or a directory without a readable ``config.json``.
     """
-    from transformers import CONFIG_MAPPING, AutoConfig
+    from transformers import CONFIG_MAPPING
 
     path = Path(ref).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelError(f"model directory {path} has no config.json")
-        try:
-            config = AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
-        except (ValueError, OSError, KeyError) as exc:
-            raise ModelError(f"{path / 'config.json'}: transformers cannot read it ({exc})") from None
-        return ResolvedModel(
-            key=path.name,
-            display_name=path.name,
-            source=str(path / "config.json"),
-            config=config,
-            local_dir=path,
-        )
-    key = _lookup(ref)
-    if key is None:
-        known = ", ".join(architecture_catalog())
+        return _from_directory(path, path.name)
+    found = _lookup(ref)
+    if found is None or found[1] is not None:
+        snapshot = _cached_snapshot(ref)
+        if snapshot is not None:
+            return _from_directory(snapshot, ref.strip(), note=f"config from the local Hugging Face cache ({snapshot})")
+    if found is None:
         raise ModelError(
-            f"unknown model {ref!r}: not in the architecture catalog ({known}) and not a local directory "
-            "with config.json"
+            f"unknown model {ref!r}: not a catalog name ({', '.join(architecture_catalog())}), not in the Hugging "
+            f"Face cache ({hf_hub_cache()}), not a local directory; put its config.json in a folder (e.g. "
+            "`huggingface-cli download ORG/NAME config.json --local-dir DIR`) and pass that folder as the model"
         )
+    key, quant = found
     entry = architecture_catalog()[key]
     facts = dict(entry.config)
     model_type = facts.pop("model_type")
     config = CONFIG_MAPPING[model_type](**facts)
-    return ResolvedModel(key=key, display_name=entry.display_name, source=entry.source, config=config)
+    note = None
+    if quant is not None:
+        bits = "8-bit" if "8" in quant else "4-bit"
+        note = (
+            f"{ref} is a pre-quantized {bits} ({quant}) re-upload of {entry.display_name}; the architecture is "
+            f"the base's, so give the bits it was quantized to (--bits {8 if bits == '8-bit' else 4})"
+        )
+    return ResolvedModel(key=key, display_name=entry.display_name, source=entry.source, config=config, note=note)
