@@ -71,11 +71,12 @@ def estimate_command(
     out: Annotated[Path | None, typer.Option(help="Also write the JSON record to this file (atomically).")] = None,
 ) -> None:
     """Predict parameters, weight bytes, peak GPU memory (and which GPUs fit) and time for a fine-tuning spec."""
+    from lorabench.cli.config_source import print_ignored_keys
     from lorabench.errors import ConfigError
     from lorabench.hardware import resolve_gpu
     from lorabench.predict import estimate
     from lorabench.records import write_json_atomic
-    from lorabench.spec import load_spec
+    from lorabench.spec import load_spec_source
 
     if engine not in ("simulate", "formula", "none"):
         raise ConfigError(f"--engine: must be simulate, formula or none (got {engine!r})")
@@ -98,7 +99,9 @@ def estimate_command(
         gpu=gpu,
         gpus=gpus,
     )
-    spec = load_spec(config, overrides)
+    loaded = load_spec_source(config, overrides)
+    spec = loaded.spec
+    print_ignored_keys(loaded)
     if spec.hardware.gpu is not None:
         resolve_gpu(spec.hardware.gpu)  # an unknown GPU is bad input, before any work
     record = estimate(
@@ -108,6 +111,7 @@ def estimate_command(
         tokens=tokens,
         gpu=spec.hardware.gpu,
         calibration=calibration,
+        loaded=loaded,
     )
     if out is not None:
         write_json_atomic(out, record)

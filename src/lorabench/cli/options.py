@@ -40,14 +40,17 @@ ConfigOpt = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="lorabench YAML, Axolotl YAML or PEFT adapter_config.json (kind detected by content); flags override it.",
+        help="lorabench, Axolotl or LLaMA-Factory YAML, or PEFT adapter_config.json (kind detected by content); "
+        "flags override it.",
         rich_help_panel=_SPEC,
     ),
 ]
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        help="Catalog name, HF id of a catalog model, or a local dir with config.json.", rich_help_panel=_SPEC
+        help="Catalog name (`lorabench models`), HF id (catalog, mirror, or in the local HF cache), or a local dir "
+        "with config.json.",
+        rich_help_panel=_SPEC,
     ),
 ]
 MethodOpt = Annotated[str | None, typer.Option(help="lora | qlora | dora | rslora.", rich_help_panel=_SPEC)]
@@ -77,7 +80,12 @@ BatchOpt = Annotated[
 GradAccumOpt = Annotated[int | None, typer.Option(help="Gradient accumulation steps.", rich_help_panel=_SPEC)]
 SeqLenOpt = Annotated[int | None, typer.Option(help="Sequence length (tokens).", rich_help_panel=_SPEC)]
 OptimizerOpt = Annotated[
-    str | None, typer.Option(help="adamw_torch | adamw_8bit | paged_adamw_8bit.", rich_help_panel=_SPEC)
+    str | None,
+    typer.Option(
+        help="adamw_torch | adamw_torch_fused | adamw_8bit | paged_adamw_8bit | paged_adamw_32bit | adamw_4bit "
+        "(config files may also use Hugging Face / Axolotl names such as adamw_bnb_8bit or adamw_torch_4bit).",
+        rich_help_panel=_SPEC,
+    ),
 ]
 GradCkptOpt = Annotated[
     bool | None, typer.Option("--grad-ckpt/--no-grad-ckpt", help="Gradient checkpointing.", rich_help_panel=_SPEC)

@@ -59,12 +59,13 @@ def run_command(
     parallelism: ParallelismOpt = None,
     gpu: GpuOpt = None,
     dataset: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="FinLoRA-format JSONL file, or synthetic:TASK (sentiment, headline, ner, xbrl, formula).",
+            help="FinLoRA-format JSONL file, or synthetic:TASK (sentiment, headline, ner, xbrl, formula). "
+            "Default: the --config file's dataset when it is such a local file, else synthetic:sentiment.",
             rich_help_panel=_RUN,
         ),
-    ] = "synthetic:sentiment",
+    ] = None,
     examples: Annotated[int, typer.Option(help="Records of a synthetic dataset.", rich_help_panel=_RUN)] = 256,
     max_steps: Annotated[
         int | None, typer.Option(help="Optimizer steps (default: epochs over the data).", rich_help_panel=_RUN)
@@ -93,11 +94,12 @@ def run_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Fine-tune for real (transformers + PEFT + bitsandbytes) and measure time, tokens, memory and energy."""
+    from lorabench.cli.config_source import choose_dataset, print_ignored_keys
     from lorabench.errors import ConfigError
     from lorabench.measure.options import RunOptions
     from lorabench.measure.runner import check_engine, load_records
     from lorabench.predict import account
-    from lorabench.spec import load_spec
+    from lorabench.spec import load_spec_source
 
     if nproc < 1:
         raise ConfigError(f"--nproc: must be >= 1 (got {nproc})")
@@ -120,7 +122,10 @@ def run_command(
         gpu=gpu,
         gpus=nproc if nproc > 1 else None,
     )
-    spec = load_spec(config, overrides)
+    loaded = load_spec_source(config, overrides)
+    spec = loaded.spec
+    print_ignored_keys(loaded)
+    dataset, dataset_choice = choose_dataset(dataset, loaded)
     folder = out or Path("runs") / f"{spec.label()}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     options = _options(
         RunOptions,
@@ -138,6 +143,7 @@ def run_command(
     check_engine(spec)
     load_records(options)  # missing, empty or malformed dataset fails here (the line is named)
     record = _launch(spec.model_dump(mode="json"), options.model_dump(mode="json"), folder, nproc)
+    record = _add_config_source(folder, record, loaded, dataset_choice)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
     else:
@@ -145,6 +151,19 @@ def run_command(
     if record["status"] != "ok":
         sys.stderr.write(f"lorabench: run {record['status']}: {record.get('message')} (record: {folder}/result.json)\n")
         raise typer.Exit(3 if record["status"] == "oom" else 1)
+
+
+def _add_config_source(
+    folder: Path, record: dict[str, Any], loaded: Any, dataset_choice: dict[str, Any]
+) -> dict[str, Any]:
+    """Put the config file's ignored keys and the dataset choice into the record and its result.json."""
+    from lorabench.measure.record import RECORD_NAME, read_run_record
+    from lorabench.records import write_json_atomic
+
+    extra = {"config_source": loaded.source_record(), "dataset_choice": dataset_choice}
+    if (folder / RECORD_NAME).is_file():
+        write_json_atomic(folder / RECORD_NAME, {**read_run_record(folder), **extra})
+    return {**record, **extra}
 
 
 def _options(model: Any, **values: Any) -> Any:

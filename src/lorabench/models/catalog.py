@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ArchitectureEntry", "ResolvedModel", "architecture_catalog", "hf_hub_cache", "resolve_model"]
 
-_SUFFIXES = ("-instruct", "-chat", "-hf", "-it", "-pt", "-base", "-sft", "-fp16", "-bf16")
+_SUFFIXES = ("-instruct", "-chat", "-hf", "-it", "-pt", "-base", "-sft", "-fp16", "-bf16", "-sharded", "-colab")
 # Re-upload suffixes of quantized checkpoints (Unsloth, TheBloke, ...): the architecture is the base's.
 _QUANT_SUFFIX = re.compile(r"(?:-unsloth)?-(?:bnb-4bit|bnb-8bit|4bit|8bit|gptq(?:-int[48])?|awq|fp8|gguf)$")
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from lorabench import __version__
 from lorabench.models import ResolvedModel, resolve_model
 from lorabench.predict.memory.params import BITS, Accounting, account
-from lorabench.spec import RunSpec
+from lorabench.spec import LoadedSpec, RunSpec
 
 __all__ = ["ESTIMATE_SCHEMA", "ESTIMATE_SCHEMA_VERSION", "estimate", "estimate_record"]
 
@@ -35,8 +35,8 @@ def _library_versions() -> dict[str, str | None]:
     return found
 
 
-def estimate_record(spec: RunSpec, acc: Accounting) -> dict[str, Any]:
-    """Assemble the JSON-ready estimate record for ``spec`` from its accounting."""
+def estimate_record(spec: RunSpec, acc: Accounting, loaded: LoadedSpec | None = None) -> dict[str, Any]:
+    """Assemble the JSON-ready estimate record for ``spec`` from its accounting (and the config it came from)."""
     bits = spec.bits
     versions = _library_versions()
     return {
@@ -48,7 +48,10 @@ def estimate_record(spec: RunSpec, acc: Accounting) -> dict[str, Any]:
             "key": acc.model.key,
             "display_name": acc.model.display_name,
             "config_source": acc.model.source,
+            "note": acc.model.note,
         },
+        "config_source": None if loaded is None else loaded.source_record(),
+        "ignored_keys": [] if loaded is None else [k.as_dict() for k in loaded.ignored_keys],
         "base_params": acc.base_params,
         "trainable_params": acc.trainable_params,
         "trainable_breakdown": {
@@ -167,6 +170,7 @@ def estimate(
     tokens: int | None = None,
     gpu: str | None = None,
     calibration: Path | None = None,
+    loaded: LoadedSpec | None = None,
 ) -> dict[str, Any]:
     """Predict what lorabench can for ``spec`` and return the estimate record.
 
@@ -179,6 +183,7 @@ def estimate(
         tokens: Tokens processed by the whole job, for the time prediction (needs ``gpu``).
         gpu: GPU for the time prediction (default: the spec's hardware GPU).
         calibration: A ``lorabench calibrate`` file for the time engine.
+        loaded: The config file ``spec`` came from, for the record's ``config_source`` and ``ignored_keys``.
 
     Raises:
         ModelError: Unknown model or target module.
@@ -186,7 +191,7 @@ def estimate(
         ConfigError: Invalid tokens or calibration file.
     """
     resolved = model or resolve_model(spec.model)
-    record = estimate_record(spec, account(spec, resolved))
+    record = estimate_record(spec, account(spec, resolved), loaded)
     if engine != "none":
         record.update(_memory(spec, engine, device, resolved))
     gpu_name = gpu or spec.hardware.gpu

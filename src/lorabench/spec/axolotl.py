@@ -67,8 +67,11 @@ _NO_EFFECT_REASONS = {
         "cosine_",
         "lr_",
         "weight_decay",
-        "adam_beta",
+        "adam_beta1",
+        "adam_beta2",
         "adam_eps",
+        "adam_epsilon",
+        "jagged_restart_",
         "max_grad_norm",
         "eta_min",
         "loraplus_",
@@ -91,6 +94,7 @@ _NO_EFFECT_REASONS = {
         "dataset_num_proc",
         "processor_type",
         "min_sample_len",
+        "curriculum_sampling",
     ),
     "model loading and bookkeeping": (
         "model_type",
@@ -109,6 +113,9 @@ _NO_EFFECT_REASONS = {
         "lora_fan_in_fan_out",
         "peft_init_lora_weights",
         "tf32",
+        "bfloat16",
+        "float16",
+        "torch_dtype",
         "torchdistx_path",
         "timeout",
         "seed",
@@ -174,6 +181,7 @@ _NOT_MODELLED_REASONS = {
     "rl_beta": "preference training",
     "trl": "TRL trainer options (preference / RL training)",
     "orpo_alpha": "ORPO training",
+    "kto_": "KTO training",
     "reward_model": "reward-model training",
     "process_reward_model": "process reward-model training",
     "relora": "ReLoRA restarts",
@@ -240,7 +248,7 @@ def from_axolotl(data: Mapping[str, Any], base_dir: Path | None = None) -> Trans
     rest = {str(k): v for k, v in data.items() if not _unset(v)}
     take = rest.pop
 
-    if data.get("base_model") in (None, ""):
+    if "base_model" not in rest:
         out.problems.append("base_model: required (the model to fine-tune)")
     else:
         raw["model"] = take("base_model")

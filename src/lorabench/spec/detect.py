@@ -34,6 +34,12 @@ _SIGNATURES: dict[ConfigKind, frozenset[str]] = {
             "quantization_bit",
             "per_device_train_batch_size",
             "dataset_dir",
+            "model_class",
+            "peft_config",
+            "dist_config",
+            "kernel_config",
+            "quant_config",
+            "train_dataset",
         }
     ),
     "axolotl": frozenset(
@@ -133,6 +139,11 @@ def detect_kind(path: Path, data: Mapping[str, Any]) -> ConfigKind:
         return next(kind for kind, score in scores.items() if score == best)
     if keys & set(RunSpec.model_fields):
         return "lorabench"
+    if {"distributed_type", "compute_environment"} & keys:
+        raise ConfigError(
+            f"{path}: this is an accelerate launcher config, not a training config; give the training YAML, and "
+            "--parallelism (fsdp_full_shard, fsdp_shard_grad_op, zero1-3, ddp) with --gpus for the launch"
+        )
     raise ConfigError(
         f"{path}: cannot tell what kind of config this is: expected a lorabench YAML (key 'model'), "
         "an Axolotl YAML (key 'base_model'), a LLaMA-Factory YAML (key 'model_name_or_path') "

@@ -15,7 +15,11 @@ from typing import Any
 from lorabench.spec.common import apply_deepspeed, fsdp_parallelism, set_optimizer
 from lorabench.spec.source import NO_EFFECT, NOT_MODELLED, UNRECOGNISED, DatasetHint, Translation
 
-__all__ = ["from_llamafactory"]
+__all__ = ["V1_KEYS", "from_llamafactory"]
+
+# Keys of LLaMA-Factory's v1 configs (examples/v1: `model` plus nested peft/quant/dist/kernel blocks).
+_V1_KEYS = ("model_class", "peft_config", "dist_config", "kernel_config", "quant_config", "train_dataset")
+V1_KEYS = frozenset(_V1_KEYS)
 
 _DEFAULTS: dict[str, tuple[str, Any]] = {
     "cutoff_len": ("seq_len", 2048),
@@ -175,6 +179,8 @@ def from_llamafactory(data: Mapping[str, Any], base_dir: Path | None = None) -> 
     Returns:
         The translation; ``problems`` lists unsupported values.
     """
+    if "model_name_or_path" not in data and any(k in data for k in _V1_KEYS):
+        return _from_v1(data, base_dir)
     out = Translation()
     raw = out.raw
     rest = {str(k): v for k, v in data.items() if not _unset(v)}
@@ -326,3 +332,70 @@ def _datasets(out: Translation, names: Any, dataset_dir: Any, dirs: tuple[Path, 
         f"the estimate assumes every sample fills cutoff_len; names looked up{where}; `lorabench run --config` "
         "trains on the first when it is a local FinLoRA-style JSONL",
     )
+
+
+_V1_NO_EFFECT = {"model_class", "output_dir", "sample_backend", "max_new_tokens", "logging_steps", "save_steps", "seed"}
+
+
+def _from_v1(data: Mapping[str, Any], base_dir: Path | None) -> Translation:
+    """LLaMA-Factory v1 configs: ``model``, ``peft_config``, ``quant_config``, ``dist_config``, ``kernel_config``."""
+    out = Translation()
+    raw = out.raw
+    rest = {str(k): v for k, v in data.items() if not _unset(v)}
+    if "model" in rest:
+        raw["model"] = rest.pop("model")
+    else:
+        out.problems.append("model: required (the model to fine-tune)")
+    peft = rest.pop("peft_config", None)
+    if not isinstance(peft, Mapping):
+        out.problems.append(
+            "peft_config: not set, so LLaMA-Factory fine-tunes every weight (full fine-tuning); lorabench models "
+            "peft_config: {name: lora}"
+        )
+    else:
+        peft = dict(peft)
+        if peft.pop("name", "lora") != "lora":
+            out.problems.append(f"peft_config.name: lorabench models 'lora' (got {data['peft_config'].get('name')!r})")
+        for src, dst in (("r", "rank"), ("lora_alpha", "alpha"), ("lora_dropout", "dropout")):
+            if peft.get(src) is not None:
+                raw[dst] = peft.pop(src)
+        target = peft.pop("target_modules", "all")
+        names = [t.strip() for t in target.split(",")] if isinstance(target, str) else target
+        raw["targets"] = "all-linear" if names in (["all"], ["all-linear"]) else names
+        for key, value in peft.items():
+            if not _unset(value):
+                out.ignore(f"peft_config.{key}", value, UNRECOGNISED, "a peft_config key lorabench does not read")
+    quant = rest.pop("quantization_config", None) or rest.pop("quant_config", None)
+    if isinstance(quant, Mapping):
+        _quantization(out, {"quantization_bit": quant.get("quantization_bit"), "quantization_method": "bnb"})
+        if quant.get("name") not in (None, "bnb", "auto"):
+            out.ignore("quant_config.name", quant.get("name"), NOT_MODELLED, "lorabench models bitsandbytes")
+    raw["method"] = "qlora" if raw.get("bits") == 4 else "lora"
+    dist = rest.pop("dist_config", None)
+    if isinstance(dist, Mapping):
+        name = str(dist.get("name", ""))
+        if name.startswith("fsdp"):
+            fsdp_parallelism(out, "full_shard", bool(dist.get("offload_params") or dist.get("cpu_offload")))
+        else:
+            out.ignore("dist_config", dist, NOT_MODELLED, f"distributed backend {name!r}")
+    for src, dst in (
+        ("micro_batch_size", "micro_batch"),
+        ("cutoff_len", "seq_len"),
+        ("learning_rate", "learning_rate"),
+    ):
+        if src in rest:
+            raw[dst] = rest.pop(src)
+    kernel = rest.pop("kernel_config", None)
+    if isinstance(kernel, Mapping) and kernel.get("name") not in (None, "none"):
+        out.ignore("kernel_config", kernel, NOT_MODELLED, "fused kernels (auto / Liger) save activation memory")
+    dataset = rest.pop("train_dataset", None)
+    if isinstance(dataset, str):
+        path = Path(dataset) if Path(dataset).is_absolute() or base_dir is None else base_dir / dataset
+        out.datasets.append(DatasetHint("train_dataset", dataset, path if path.suffix == ".jsonl" else None))
+        out.ignore("train_dataset", dataset, NOT_MODELLED, "the estimate assumes every sample fills cutoff_len")
+    for key, value in rest.items():
+        if key in _V1_NO_EFFECT:
+            out.ignore(key, value, NO_EFFECT, "output, logging and sampling settings")
+        else:
+            _classify(out, key, value)
+    return out

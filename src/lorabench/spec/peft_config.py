@@ -49,6 +49,7 @@ _NO_EFFECT = {
     "ensure_weight_tying": "keeps tied embeddings tied",
     "arrow_config": "Arrow routing (inference)",
     "lora_ga_config": "LoRA-GA initialisation (same shapes)",
+    "peft_version": "the PEFT version that saved the adapter",
 }
 _NOT_MODELLED = {
     "bias": "trains bias terms beside the adapter",
