@@ -265,8 +265,8 @@ CASES: list[Case] = [
     _case(
         "peft-regex-targets",
         "estimate --config {d}/adapter_config.json --out {d}/o",
-        "regular-expression",
-        {"adapter_config.json": '{"base_model_name_or_path": "tiny", "r": 8, "target_modules": ".*proj"}'},
+        "invalid regular expression",
+        {"adapter_config.json": '{"base_model_name_or_path": "tiny", "r": 8, "target_modules": "layers.(proj"}'},
     ),
     _case(
         "peft-dora-rslora",

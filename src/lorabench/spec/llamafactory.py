@@ -301,7 +301,13 @@ def _precision(out: Translation, rest: dict[str, Any]) -> None:
 
 
 def _datasets(out: Translation, names: Any, dataset_dir: Any, dirs: tuple[Path, ...]) -> None:
-    refs = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n) for n in names or []]
+    if isinstance(names, str):
+        refs = [n.strip() for n in names.split(",")]
+    elif isinstance(names, list):
+        refs = [str(n) for n in names]
+    else:
+        out.problems.append(f"dataset: expected a comma-separated list of dataset names (got {names!r})")
+        return
     info: dict[str, Any] = {}
     folder: Path | None = None
     for base in dirs:
