@@ -199,3 +199,12 @@ def test_accelerate_config_is_named(tmp_path: Path) -> None:
     path.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nnum_processes: 2\n")
     with pytest.raises(ConfigError, match="accelerate launcher config"):
         load_spec_source(path)
+
+
+def test_notes_for_what_a_file_cannot_say() -> None:
+    unsloth = _load("peft/unsloth_llama-3.2-3b-instruct-bnb-4bit_r16.json")
+    assert any("pre-quantized 4-bit upload" in n and "--bits 4" in n for n in unsloth.notes)
+    assert not any("pre-quantized" in n for n in load_spec_source(unsloth.path, {"bits": 4}).notes)
+    fsdp = _load("axolotl/qwen3_qlora-fsdp.yaml")
+    assert any("does not say how many GPUs" in n for n in fsdp.notes)
+    assert load_spec_source(fsdp.path, {"gpus": 4}).spec.hardware.count == 4

@@ -21,15 +21,22 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lorabench.errors import CatalogError, ModelError
+from lorabench.spec.model_names import QUANT_SUFFIX as _QUANT_SUFFIX
+from lorabench.spec.model_names import quantized_upload_bits
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
-__all__ = ["ArchitectureEntry", "ResolvedModel", "architecture_catalog", "hf_hub_cache", "resolve_model"]
+__all__ = [
+    "ArchitectureEntry",
+    "ResolvedModel",
+    "architecture_catalog",
+    "hf_hub_cache",
+    "quantized_upload_bits",
+    "resolve_model",
+]
 
 _SUFFIXES = ("-instruct", "-chat", "-hf", "-it", "-pt", "-base", "-sft", "-fp16", "-bf16", "-sharded", "-colab")
-# Re-upload suffixes of quantized checkpoints (Unsloth, TheBloke, ...): the architecture is the base's.
-_QUANT_SUFFIX = re.compile(r"(?:-unsloth)?-(?:bnb-4bit|bnb-8bit|4bit|8bit|gptq(?:-int[48])?|awq|fp8|gguf)$")
 
 
 class ArchitectureEntry(BaseModel):

@@ -366,7 +366,8 @@ def _fsdp(out: Translation, rest: dict[str, Any]) -> None:
     elif reshard is False and "full_shard" in str(strategy).lower():
         strategy = "shard_grad_op"
     fsdp_parallelism(out, str(strategy), offload)
-    if config.pop("activation_checkpointing", False) or config.pop("fsdp_activation_checkpointing", False):
+    checkpointing = [config.pop(k, False) for k in ("activation_checkpointing", "fsdp_activation_checkpointing")]
+    if any(checkpointing):
         out.raw["grad_ckpt"] = True
     if "offload" in words:
         out.raw["fsdp_offload"] = True

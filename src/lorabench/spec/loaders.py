@@ -18,6 +18,7 @@ from lorabench.spec.axolotl import from_axolotl
 from lorabench.spec.detect import detect_kind, read_config_file
 from lorabench.spec.llamafactory import from_llamafactory
 from lorabench.spec.model import ALL_LINEAR, RunSpec, parse_spec
+from lorabench.spec.model_names import quantized_upload_bits
 from lorabench.spec.peft_config import expand_regex_targets, from_adapter_config
 from lorabench.spec.source import ConfigKind, LoadedSpec, Translation
 
@@ -117,6 +118,7 @@ def load_spec_source(config: Path | None = None, overrides: Mapping[str, Any] | 
     ):
         _expand_targets(raw, translation, config)
     spec = parse_spec(raw, source)
+    translation.notes.extend(_spec_notes(spec, kind, given))
     return LoadedSpec(
         spec=spec,
         kind=kind,
@@ -125,6 +127,24 @@ def load_spec_source(config: Path | None = None, overrides: Mapping[str, Any] | 
         notes=tuple(translation.notes),
         datasets=tuple(translation.datasets),
     )
+
+
+def _spec_notes(spec: RunSpec, kind: ConfigKind | None, given: Mapping[str, Any]) -> list[str]:
+    """Notes on the validated spec that a file cannot say: GPU count, pre-quantized bases."""
+    notes = []
+    from_file = kind in ("axolotl", "llamafactory") and "gpus" not in given
+    if from_file and spec.parallelism != "single" and spec.hardware.count == 1:
+        notes.append(
+            f"parallelism: {spec.parallelism} read from the file, which does not say how many GPUs; "
+            "estimated for 1 (pass --gpus N)"
+        )
+    bits = quantized_upload_bits(spec.model)
+    if bits is not None and spec.bits != bits:
+        notes.append(
+            f"model: {spec.model} is a pre-quantized {bits}-bit upload, but the spec's base is {spec.bits}-bit "
+            f"(pass --bits {bits} to match the checkpoint)"
+        )
+    return notes
 
 
 def _is_missing_model(problem: str) -> bool:
