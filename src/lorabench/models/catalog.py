@@ -7,7 +7,10 @@ catalog entry (``meta-llama/Llama-3.1-8B-Instruct``), or a local directory holdi
 
 from __future__ import annotations
 
+import copy
 import functools
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -47,13 +50,39 @@ class _CatalogFile(BaseModel):
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """A model reference resolved to a transformers config and where it came from."""
+    """A model reference resolved to its config content and where it came from.
+
+    ``config`` (the transformers config) is built on first use, so resolving a model does not import
+    transformers; ``config_content`` is what the config is built from (the catalog facts, or the parsed
+    ``config.json``), the key of :mod:`lorabench.models.facts`' cache.
+    """
 
     key: str
     display_name: str
     source: str
-    config: PretrainedConfig
+    config_content: Mapping[str, Any]
     local_dir: Path | None = None
+
+    @functools.cached_property
+    def config(self) -> PretrainedConfig:
+        """The transformers config (built on first access).
+
+        Raises:
+            ModelError: transformers cannot read the config.
+        """
+        if self.local_dir is not None:
+            from transformers import AutoConfig
+
+            path = self.local_dir
+            try:
+                return AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
+            except (ValueError, OSError, KeyError) as exc:
+                raise ModelError(f"{path / 'config.json'}: transformers cannot read it ({exc})") from None
+        from transformers import CONFIG_MAPPING
+
+        facts = copy.deepcopy(dict(self.config_content))  # transformers edits nested dicts (rope) in place
+        model_type = facts.pop("model_type")
+        return CONFIG_MAPPING[model_type](**facts)
 
 
 @functools.cache
@@ -107,21 +136,21 @@ def resolve_model(ref: str) -> ResolvedModel:
     Raises:
         ModelError: Unknown name, or a directory without a readable ``config.json``.
     """
-    from transformers import CONFIG_MAPPING, AutoConfig
-
     path = Path(ref).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelError(f"model directory {path} has no config.json")
         try:
-            config = AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
-        except (ValueError, OSError, KeyError) as exc:
+            content = json.loads((path / "config.json").read_text("utf-8"))
+        except (OSError, ValueError) as exc:
             raise ModelError(f"{path / 'config.json'}: transformers cannot read it ({exc})") from None
+        if not isinstance(content, dict):
+            raise ModelError(f"{path / 'config.json'}: transformers cannot read it (not a JSON object)")
         return ResolvedModel(
             key=path.name,
             display_name=path.name,
             source=str(path / "config.json"),
-            config=config,
+            config_content=content,
             local_dir=path,
         )
     key = _lookup(ref)
@@ -132,7 +161,4 @@ def resolve_model(ref: str) -> ResolvedModel:
             "with config.json"
         )
     entry = architecture_catalog()[key]
-    facts = dict(entry.config)
-    model_type = facts.pop("model_type")
-    config = CONFIG_MAPPING[model_type](**facts)
-    return ResolvedModel(key=key, display_name=entry.display_name, source=entry.source, config=config)
+    return ResolvedModel(key=key, display_name=entry.display_name, source=entry.source, config_content=entry.config)

@@ -99,8 +99,9 @@ def _with_gpus(spec: RunSpec, gpus: int | None) -> RunSpec:
 
 def _layers_and_vocab(spec: RunSpec) -> tuple[int, int]:
     from lorabench.models import resolve_model
+    from lorabench.models.facts import model_facts
 
-    config = resolve_model(spec.model).config
+    config = model_facts(spec, resolve_model(spec.model)).config
     return int(getattr(config, "num_hidden_layers", 1) or 1), int(getattr(config, "vocab_size", 0) or 0)
 
 
