@@ -30,19 +30,20 @@ def cost_command(
     ] = None,
 ) -> None:
     """Compare self-hosted fine-tuning with commercial services and reference projects."""
-    from lorabench.cost import cost_table, evaluate, load_catalog, load_scenario
+    from lorabench.api import cost
+    from lorabench.cost import cost_table
     from lorabench.errors import ConfigError
     from lorabench.report import to_csv, to_markdown, to_rst
 
     renderers = {"md": to_markdown, "rst": to_rst, "csv": to_csv}
     if fmt is not None and fmt not in renderers:
         raise ConfigError(f"--format: must be md, rst or csv (got {fmt!r})")
-    rows = evaluate(load_scenario(scenario), load_catalog(catalog or []))
+    result = cost(scenario, catalogs=catalog or [])
+    rows = list(result.rows)
     if out is not None:
         from lorabench.records import write_json_atomic
-        from lorabench.report import cost_record
 
-        write_json_atomic(out, cost_record(rows))
+        write_json_atomic(out, result.record)
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return

@@ -71,16 +71,10 @@ def estimate_command(
     out: Annotated[Path | None, typer.Option(help="Also write the JSON record to this file (atomically).")] = None,
 ) -> None:
     """Predict parameters, weight bytes, peak GPU memory (and which GPUs fit) and time for a fine-tuning spec."""
-    from lorabench.errors import ConfigError
-    from lorabench.hardware import resolve_gpu
-    from lorabench.predict import estimate
+    from lorabench.api import estimate
     from lorabench.records import write_json_atomic
     from lorabench.spec import load_spec
 
-    if engine not in ("simulate", "formula", "none"):
-        raise ConfigError(f"--engine: must be simulate, formula or none (got {engine!r})")
-    if device not in ("cuda", "cpu"):
-        raise ConfigError(f"--device: must be cuda or cpu (got {device!r})")
     overrides = spec_overrides(
         model=model,
         method=method,
@@ -98,17 +92,13 @@ def estimate_command(
         gpu=gpu,
         gpus=gpus,
     )
-    spec = load_spec(config, overrides)
-    if spec.hardware.gpu is not None:
-        resolve_gpu(spec.hardware.gpu)  # an unknown GPU is bad input, before any work
     record = estimate(
-        spec,
+        load_spec(config, overrides),
         engine=cast("Engine", engine),
         device=cast(Device, device),
         tokens=tokens,
-        gpu=spec.hardware.gpu,
         calibration=calibration,
-    )
+    ).record
     if out is not None:
         write_json_atomic(out, record)
     if as_json:

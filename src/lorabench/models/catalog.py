@@ -82,7 +82,8 @@ class ResolvedModel:
 
         facts = copy.deepcopy(dict(self.config_content))  # transformers edits nested dicts (rope) in place
         model_type = facts.pop("model_type")
-        return CONFIG_MAPPING[model_type](**facts)
+        config: PretrainedConfig = CONFIG_MAPPING[model_type](**facts)
+        return config
 
 
 @functools.cache

@@ -249,7 +249,7 @@ class ModelFacts:
 
 
 def library_versions() -> dict[str, str | None]:
-    """Installed versions of torch, transformers, PEFT and bitsandbytes (None: not installed), without importing them."""
+    """Versions of torch, transformers, PEFT and bitsandbytes (None: not installed), without importing them."""
     from importlib.metadata import PackageNotFoundError, version
 
     found: dict[str, str | None] = {}
@@ -500,9 +500,7 @@ def _build(spec: RunSpec, resolved: ResolvedModel, key: Mapping[str, Any]) -> Mo
         config=ConfigFacts(_config_values(config), type(config).__name__),
         base_params=base_params,
         components=tuple(
-            ComponentFact(
-                c.name, c.params, c.quantized_params, dict(c.bytes_by_bits), dict(c.constant_bytes_by_bits)
-            )
+            ComponentFact(c.name, c.params, c.quantized_params, dict(c.bytes_by_bits), dict(c.constant_bytes_by_bits))
             for c in components
         ),
         kept_unquantized=tuple(skip),
