@@ -75,9 +75,12 @@ class ResolvedModel:
 
             path = self.local_dir
             try:
-                return AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
+                loaded: PretrainedConfig = AutoConfig.from_pretrained(
+                    str(path), trust_remote_code=False, local_files_only=True
+                )
             except (ValueError, OSError, KeyError) as exc:
                 raise ModelError(f"{path / 'config.json'}: transformers cannot read it ({exc})") from None
+            return loaded
         from transformers import CONFIG_MAPPING
 
         facts = copy.deepcopy(dict(self.config_content))  # transformers edits nested dicts (rope) in place
