@@ -50,7 +50,7 @@ __all__ = [
 SpecLike = RunSpec | str | Path | Mapping[str, Any]
 Device = Literal["cuda", "cpu"]
 
-_LIBRARY_LOGGERS = ("transformers", "peft", "bitsandbytes", "torch", "accelerate", "datasets")
+_LIBRARY_LOGGERS = ("transformers", "peft", "bitsandbytes", "torch", "torchao", "accelerate", "datasets")
 
 
 class _Collect(logging.Handler):

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table as RichTable
+
+from lorabench.cli.options import WideOpt, fold_columns, make_console
 
 __all__ = ["cost_command"]
 
@@ -28,6 +29,7 @@ def cost_command(
     out: Annotated[
         Path | None, typer.Option(help="Also save the rows as a cost record (JSON) for `lorabench report`.")
     ] = None,
+    wide: WideOpt = False,
 ) -> None:
     """Compare self-hosted fine-tuning with commercial services and reference projects."""
     from lorabench.api import cost
@@ -56,4 +58,4 @@ def cost_command(
         rich.add_column(header, justify="left" if i in (0, len(table.headers) - 1) else "right")
     for cells in table.rows:
         rich.add_row(*cells)
-    Console().print(rich)
+    make_console(wide).print(fold_columns(rich))

@@ -356,21 +356,19 @@ def _write(path: Path, facts: ModelFacts) -> None:
 
 
 def _config_values(config: Any) -> dict[str, Any]:
+    """The config's JSON-representable values, as they read back from the cache (tuples become lists)."""
     values: dict[str, Any] = {}
     for name, value in config.to_dict().items():
         try:
-            json.dumps(value)
+            values[name] = json.loads(json.dumps(value))
         except (TypeError, ValueError):
             continue
-        values[name] = value
     for name in _CONFIG_NAMES:
         if name not in values and hasattr(config, name):
-            value = getattr(config, name)
             try:
-                json.dumps(value)
+                values[name] = json.loads(json.dumps(getattr(config, name)))
             except (TypeError, ValueError):
                 continue
-            values[name] = value
     return values
 
 
@@ -473,6 +471,7 @@ def _build(spec: RunSpec, resolved: ResolvedModel, key: Mapping[str, Any]) -> Mo
     from lorabench.predict.memory.params import _base_components, modules_kept_unquantized
 
     config = resolved.config
+    config_values = _config_values(config)  # before PEFT touches the model
     base = build_meta_model(config)
     base_params, components = _base_components(base)
     skip = modules_kept_unquantized(base)
@@ -497,7 +496,7 @@ def _build(spec: RunSpec, resolved: ResolvedModel, key: Mapping[str, Any]) -> Mo
     adapters, sums = _adapters(peft_model)
     return ModelFacts(
         key=dict(key),
-        config=ConfigFacts(_config_values(config), type(config).__name__),
+        config=ConfigFacts(config_values, type(config).__name__),
         base_params=base_params,
         components=tuple(
             ComponentFact(c.name, c.params, c.quantized_params, dict(c.bytes_by_bits), dict(c.constant_bytes_by_bits))
