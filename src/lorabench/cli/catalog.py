@@ -35,7 +35,7 @@ def catalog_command(
     console = make_console(wide)
     rates = Table(title="GPU rental (USD per GPU-hour)")
     for col in ("id", "provider", "gpu", "on-demand", "spot", "tier", "checked", "source"):
-        rates.add_column(col, overflow="fold")
+        rates.add_column(col, no_wrap=col == "id", overflow="fold")
     for r in loaded.gpu_rates.values():
         spot = NA if r.spot_usd_per_gpu_hour is None else f"{r.spot_usd_per_gpu_hour:.2f}"
         rates.add_row(
@@ -44,7 +44,7 @@ def catalog_command(
     console.print(rates)
     services = Table(title="Fine-tuning services (USD per 1M tokens: training; serving the tuned model, in/out)")
     for col in ("id", "provider", "train", "serve in/out", "epochs rule", "validation billed", "checked", "source"):
-        services.add_column(col, overflow="fold")
+        services.add_column(col, no_wrap=col == "id", overflow="fold")
     for s in loaded.services.values():
         price = NA if s.train_usd_per_mtok is None else f"{s.train_usd_per_mtok:.2f}"
         billed = NA if s.validation_tokens_billed is None else ("yes" if s.validation_tokens_billed else "no")
@@ -57,7 +57,7 @@ def catalog_command(
     console.print(services)
     refs = Table(title="References")
     for col in ("id", "name", "kind", "checked", "source"):
-        refs.add_column(col, overflow="fold")
+        refs.add_column(col, no_wrap=col == "id", overflow="fold")
     for ref in loaded.references.values():
         refs.add_row(ref.id, ref.display_name, ref.kind, str(ref.prices_checked), ref.source)
     console.print(refs)

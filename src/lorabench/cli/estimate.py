@@ -76,9 +76,14 @@ def estimate_command(
 ) -> None:
     """Predict parameters, weight bytes, peak GPU memory (and which GPUs fit) and time for a fine-tuning spec."""
     from lorabench.api import estimate
+    from lorabench.errors import ConfigError
     from lorabench.records import write_json_atomic
     from lorabench.spec import load_spec
 
+    if engine not in ("simulate", "formula", "none"):
+        raise ConfigError(f"--engine: must be simulate, formula or none (got {engine!r})")
+    if device not in ("cuda", "cpu"):
+        raise ConfigError(f"--device: must be cuda or cpu (got {device!r})")
     overrides = spec_overrides(
         model=model,
         method=method,
