@@ -112,9 +112,17 @@ def load_spec(source: str | Path | None = None, overrides: Mapping[str, Any] | N
     return _load(None if source is None else Path(source), given or None)
 
 
+def _has(spec: RunSpec, name: str, value: Any) -> bool:
+    if name == "gpu":
+        return spec.hardware.gpu == value
+    if name == "gpus":
+        return spec.hardware.count == value
+    return value is None or getattr(spec, name, object()) == value
+
+
 def _spec(spec: SpecLike, overrides: Mapping[str, Any] | None = None) -> RunSpec:
     if isinstance(spec, RunSpec):
-        if not overrides:
+        if not overrides or all(_has(spec, k, v) for k, v in overrides.items()):
             return spec
         current = spec.model_dump(mode="json")
         hardware = current.pop("hardware")

@@ -148,7 +148,9 @@ def _base_components(model: torch.nn.Module) -> tuple[int, list[Component]]:
 
 
 def account(spec: RunSpec, model: ResolvedModel | None = None) -> Accounting:
-    """Count parameters and bytes for a spec by building its model on meta and applying PEFT.
+    """Count parameters and bytes for a spec from its model built on meta with PEFT applied.
+
+    The module graph is read once per (config, adapter) and cached (:mod:`lorabench.models.facts`).
 
     Args:
         spec: The run spec (model, method, rank, targets are what matter here).
