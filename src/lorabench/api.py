@@ -114,9 +114,9 @@ def load_spec(source: str | Path | None = None, overrides: Mapping[str, Any] | N
 
 def _has(spec: RunSpec, name: str, value: Any) -> bool:
     if name == "gpu":
-        return spec.hardware.gpu == value
+        return bool(spec.hardware.gpu == value)
     if name == "gpus":
-        return spec.hardware.count == value
+        return bool(spec.hardware.count == value)
     return value is None or getattr(spec, name, object()) == value
 
 
