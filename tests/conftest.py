@@ -8,6 +8,15 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The module-graph facts cache (lorabench.models.facts) of this test session: never the user's cache dir.
+# Subprocesses (CLI tests) inherit it.
+if "LORABENCH_TEST_KEEP_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["LORABENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="lorabench-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["LORABENCH_CACHE_DIR"], True)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LORABENCH_SHARED", REPO.parent / "shared"))

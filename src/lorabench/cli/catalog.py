@@ -6,10 +6,10 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from lorabench.cli.cost import CatalogOpt
+from lorabench.cli.options import WideOpt, make_console
 
 __all__ = ["catalog_command"]
 
@@ -17,6 +17,7 @@ __all__ = ["catalog_command"]
 def catalog_command(
     catalog: CatalogOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every entry as JSON.")] = False,
+    wide: WideOpt = False,
 ) -> None:
     """List GPU rental rates, fine-tuning service prices and reference results, with dates and sources."""
     from lorabench.cost import load_catalog
@@ -31,7 +32,7 @@ def catalog_command(
         }
         typer.echo(json.dumps(payload, indent=2))
         return
-    console = Console()
+    console = make_console(wide)
     rates = Table(title="GPU rental (USD per GPU-hour)")
     for col in ("id", "provider", "gpu", "on-demand", "spot", "tier", "checked", "source"):
         rates.add_column(col, no_wrap=col == "id", overflow="fold")

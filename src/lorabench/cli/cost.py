@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table as RichTable
+
+from lorabench.cli.options import WideOpt, fold_columns, make_console
 
 __all__ = ["cost_command"]
 
@@ -28,21 +29,23 @@ def cost_command(
     out: Annotated[
         Path | None, typer.Option(help="Also save the rows as a cost record (JSON) for `lorabench report`.")
     ] = None,
+    wide: WideOpt = False,
 ) -> None:
     """Compare self-hosted fine-tuning with commercial services and reference projects."""
-    from lorabench.cost import cost_table, evaluate, load_catalog, load_scenario
+    from lorabench.api import cost
+    from lorabench.cost import cost_table
     from lorabench.errors import ConfigError
     from lorabench.report import to_csv, to_markdown, to_rst
 
     renderers = {"md": to_markdown, "rst": to_rst, "csv": to_csv}
     if fmt is not None and fmt not in renderers:
         raise ConfigError(f"--format: must be md, rst or csv (got {fmt!r})")
-    rows = evaluate(load_scenario(scenario), load_catalog(catalog or []))
+    result = cost(scenario, catalogs=catalog or [])
+    rows = list(result.rows)
     if out is not None:
         from lorabench.records import write_json_atomic
-        from lorabench.report import cost_record
 
-        write_json_atomic(out, cost_record(rows))
+        write_json_atomic(out, result.record)
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return
@@ -55,4 +58,4 @@ def cost_command(
         rich.add_column(header, justify="left" if i in (0, len(table.headers) - 1) else "right")
     for cells in table.rows:
         rich.add_row(*cells)
-    Console().print(rich)
+    make_console(wide).print(fold_columns(rich))

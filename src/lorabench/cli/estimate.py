@@ -27,6 +27,9 @@ from lorabench.cli.options import (
     RankOpt,
     SeqLenOpt,
     TargetsOpt,
+    WideOpt,
+    fold_columns,
+    make_console,
     spec_overrides,
 )
 from lorabench.units import format_bytes, format_count
@@ -69,12 +72,12 @@ def estimate_command(
     calibration: Annotated[Path | None, typer.Option(help="A `lorabench calibrate` file for the time engine.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON record to this file (atomically).")] = None,
+    wide: WideOpt = False,
 ) -> None:
     """Predict parameters, weight bytes, peak GPU memory (and which GPUs fit) and time for a fine-tuning spec."""
+    from lorabench.api import estimate
     from lorabench.cli.config_source import print_ignored_keys
     from lorabench.errors import ConfigError
-    from lorabench.hardware import resolve_gpu
-    from lorabench.predict import estimate
     from lorabench.records import write_json_atomic
     from lorabench.spec import load_spec_source
 
@@ -100,25 +103,21 @@ def estimate_command(
         gpus=gpus,
     )
     loaded = load_spec_source(config, overrides)
-    spec = loaded.spec
     print_ignored_keys(loaded)
-    if spec.hardware.gpu is not None:
-        resolve_gpu(spec.hardware.gpu)  # an unknown GPU is bad input, before any work
     record = estimate(
-        spec,
+        loaded.spec,
         engine=cast("Engine", engine),
         device=cast(Device, device),
         tokens=tokens,
-        gpu=spec.hardware.gpu,
         calibration=calibration,
         loaded=loaded,
-    )
+    ).record
     if out is not None:
         write_json_atomic(out, record)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
     else:
-        render_estimate(record, Console())
+        render_estimate(record, make_console(wide))
 
 
 def render_estimate(record: dict[str, Any], console: Console) -> None:
@@ -165,7 +164,7 @@ def render_estimate(record: dict[str, Any], console: Console) -> None:
         *(format_bytes(record["weights_bytes_by_bits"][b], unit) for b in ("16", "8", "4")),
         style="bold",
     )
-    console.print(table)
+    console.print(fold_columns(table))
     breakdown = record["trainable_breakdown"]
     extra = (
         f" (LoRA A/B {breakdown['lora_params']:,} + DoRA magnitudes {breakdown['dora_magnitude_params']:,})"
@@ -179,6 +178,8 @@ def render_estimate(record: dict[str, Any], console: Console) -> None:
     )
     if "peak_allocated_bytes" in record:
         _render_memory(record, console)
+    if record.get("warnings"):
+        console.print(f"[dim]{len(record['warnings'])} library warning(s) kept in the record (--json: warnings)[/dim]")
     if "predicted_time_s" in record:
         t = record["time"]
         console.print(
@@ -205,7 +206,7 @@ def _render_memory(record: dict[str, Any], console: Console) -> None:
     table.add_row("+ allocator slack (reserved − allocated)", format_bytes(totals["reserved_slack_bytes"]))
     table.add_row("+ CUDA context and workspaces", format_bytes(totals["cuda_context_bytes"]))
     table.add_row("device total", format_bytes(record["device_total_bytes"]), style="bold")
-    console.print(table)
+    console.print(fold_columns(table))
     fits = record.get("fits")
     if fits:
         yes = [k for k, ok in fits.items() if ok]

@@ -25,51 +25,9 @@ from lorabench.cli.options import (
     TargetsOpt,
     spec_overrides,
 )
+from lorabench.predict.fit import FIT_SCHEMA, FIT_SCHEMA_VERSION, fit_record
 
-__all__ = ["FIT_SCHEMA", "FIT_SCHEMA_VERSION", "fit_command", "fit_record"]
-
-FIT_SCHEMA = "lorabench.fit"
-FIT_SCHEMA_VERSION = 1
-
-_FIT = "Fit"
-
-
-def fit_record(spec: Any, gpu: str, gpus: int | None = None) -> dict[str, Any]:
-    """Search both dimensions for ``spec`` on ``gpu`` and assemble the JSON-ready record.
-
-    Raises:
-        CatalogError: Unknown GPU.
-        ModelError: Unknown model or target module.
-    """
-    from lorabench.hardware.catalog import resolve_gpu
-    from lorabench.predict.fit import largest_fitting
-    from lorabench.predict.memory.device import CUDA_CONTEXT_BYTES, LOGITS_SLACK_FACTOR, RESERVED_SLACK_FRACTION
-
-    card = resolve_gpu(gpu)
-    batch = largest_fitting(spec, card.key, "batch", gpus=gpus)
-    length = largest_fitting(spec, card.key, "seq_len", gpus=gpus)
-    return {
-        "schema": FIT_SCHEMA,
-        "schema_version": FIT_SCHEMA_VERSION,
-        "spec": spec.model_dump(mode="json"),
-        "gpu": card.key,
-        "gpu_display_name": card.display_name,
-        "gpus": batch.gpus,
-        "parallelism": batch.parallelism,
-        "vram_bytes": card.vram_bytes,
-        "engine": "formula",
-        "largest_micro_batch": batch.to_dict(),
-        "largest_seq_len": length.to_dict(),
-        "provenance": {
-            "device_total_bytes": (
-                "predicted (formula engine, cuda) peak allocated per GPU after parallelism "
-                f"+ reserved slack (the larger of {RESERVED_SLACK_FRACTION:.0%} and {LOGITS_SLACK_FACTOR}x "
-                "the fp32 logits) "
-                f"+ {CUDA_CONTEXT_BYTES / 1e9:.2f} GB CUDA context"
-            ),
-            "vram_bytes": f"catalog ({card.source}, checked {card.checked})",
-        },
-    }
+__all__ = ["FIT_SCHEMA", "FIT_SCHEMA_VERSION", "fit_command", "fit_record", "render_fit"]
 
 
 def fit_command(
@@ -113,8 +71,9 @@ def fit_command(
         gpu=gpu,
         gpus=gpus,
     )
-    spec = load_spec(config, overrides)
-    record = fit_record(spec, gpu, gpus)
+    from lorabench.api import fit
+
+    record = fit(load_spec(config, overrides), gpu=gpu, gpus=gpus).record
     if as_json:
         typer.echo(json.dumps(record, indent=2))
     else:

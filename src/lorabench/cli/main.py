@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 
@@ -30,7 +31,49 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from lorabench import __version__
+
+        typer.echo(f"lorabench {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Predict, measure and price LoRA / QLoRA / DoRA / rsLoRA fine-tuning."""
+
+
+def _flags_without_metavar() -> None:
+    """Show boolean flags as flags in help (``--json``), not as ``--json <bool>``.
+
+    Typer's rich help prints every option's type, a flag's too; a flag takes no value, so its type column
+    stays empty. A no-op where Typer's classes differ.
+    """
+    option_class: Any = getattr(getattr(typer, "core", None), "TyperOption", None)
+    original = getattr(option_class, "display_type_rich", None)
+    if option_class is None or original is None or getattr(original, "_lorabench", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) and getattr(self, "metavar", None) is None:
+            return None
+        result: str | None = original(self, ctx)
+        return result
+
+    display_type_rich._lorabench = True  # type: ignore[attr-defined]
+    option_class.display_type_rich = display_type_rich
+
+
 app.command("demo")(demo_command)
 app.command("estimate")(estimate_command)
 app.command("fit")(fit_command)
@@ -65,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # bitsandbytes warns at import that an optional hub kernel is missing; it falls back to its own.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     args = list(sys.argv[1:] if argv is None else argv)
+    _flags_without_metavar()
     try:
         result = app(args=args, prog_name="lorabench", standalone_mode=False)
     except LorabenchError as exc:

@@ -6,14 +6,16 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from lorabench.cli.options import WideOpt, fold_columns, make_console
 
 __all__ = ["models_command"]
 
 
 def models_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    wide: WideOpt = False,
 ) -> None:
     """List the built-in architectures (config facts only; any local HF config directory works too)."""
     from lorabench.models import architecture_catalog
@@ -38,4 +40,4 @@ def models_command(
             "yes" if c.get("tie_word_embeddings") else "no",
             entry.source,
         )
-    Console().print(table)
+    make_console(wide).print(fold_columns(table))

@@ -7,9 +7,13 @@ so a bad value gets the same field-named message whether it came from a flag or 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 __all__ = [
     "AlphaOpt",
@@ -30,6 +34,9 @@ __all__ = [
     "RankOpt",
     "SeqLenOpt",
     "TargetsOpt",
+    "WideOpt",
+    "fold_columns",
+    "make_console",
     "spec_overrides",
 ]
 
@@ -95,3 +102,25 @@ LrOpt = Annotated[float | None, typer.Option("--lr", help="Learning rate (defaul
 ParallelismOpt = Annotated[
     str | None, typer.Option(help="single | ddp | zero1 | zero2 | zero3.", rich_help_panel=_SPEC)
 ]
+
+
+WideOpt = Annotated[
+    bool,
+    typer.Option("--wide", help="Print tables at their natural width (no wrapping; pipe to `less -S`)."),
+]
+
+_WIDE_COLUMNS = 1000
+
+
+def make_console(wide: bool = False) -> Console:
+    """The console commands print to: the terminal's width, or wide enough for any table with ``--wide``."""
+    from rich.console import Console
+
+    return Console(width=_WIDE_COLUMNS) if wide else Console()
+
+
+def fold_columns(table: Table) -> Table:
+    """Let every column of ``table`` wrap (long names fold onto the next line) instead of ending in an ellipsis."""
+    for column in table.columns:
+        column.overflow = "fold"
+    return table

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -94,11 +93,10 @@ def run_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Fine-tune for real (transformers + PEFT + bitsandbytes) and measure time, tokens, memory and energy."""
+    from lorabench.api import run
     from lorabench.cli.config_source import choose_dataset, print_ignored_keys
     from lorabench.errors import ConfigError
     from lorabench.measure.options import RunOptions
-    from lorabench.measure.runner import check_engine, load_records
-    from lorabench.predict import account
     from lorabench.spec import load_spec_source
 
     if nproc < 1:
@@ -139,10 +137,7 @@ def run_command(
         batching=batching,
         usd_per_gpu_hour=usd_per_gpu_hour,
     )
-    account(spec)  # unknown model or target module fails here, before anything runs
-    check_engine(spec)
-    load_records(options)  # missing, empty or malformed dataset fails here (the line is named)
-    record = _launch(spec.model_dump(mode="json"), options.model_dump(mode="json"), folder, nproc)
+    record = run(spec, out=folder, options=options, nproc=nproc).record
     record = _add_config_source(folder, record, loaded, dataset_choice)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
@@ -180,37 +175,6 @@ def _options(model: Any, **values: Any) -> Any:
             msg = str(err["msg"]).removeprefix("Value error, ")
             problems.append(f"--{loc}: {msg}" if loc else msg)
         raise ConfigError("; ".join(problems)) from None
-
-
-def _launch(spec: dict[str, Any], options: dict[str, Any], folder: Path, nproc: int) -> dict[str, Any]:
-    from lorabench.errors import MeasurementError
-    from lorabench.measure.record import read_run_record
-    from lorabench.measure.worker import write_launch_file
-
-    launch = folder / "launch.json"
-    write_launch_file(launch, spec, options)
-    if nproc == 1:
-        from lorabench.measure.options import RunOptions
-        from lorabench.measure.runner import run_training
-        from lorabench.spec import RunSpec
-
-        return run_training(RunSpec.model_validate(spec), RunOptions.model_validate(options))
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "lorabench.measure.worker",
-        str(launch),
-    ]
-    proc = subprocess.run(command, capture_output=True, text=True, check=False)
-    try:
-        return read_run_record(folder)
-    except MeasurementError:
-        tail = " ".join((proc.stderr or "").strip().splitlines()[-3:])
-        raise MeasurementError(f"distributed run wrote no record (exit {proc.returncode}): {tail}") from None
 
 
 def render_run(record: dict[str, Any], folder: Path, console: Console) -> None:

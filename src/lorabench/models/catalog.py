@@ -9,9 +9,12 @@ holding a ``config.json`` (any architecture transformers knows). No weights are 
 
 from __future__ import annotations
 
+import copy
 import functools
+import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -61,14 +64,44 @@ class _CatalogFile(BaseModel):
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """A model reference resolved to a transformers config and where it came from."""
+    """A model reference resolved to its config content and where it came from.
+
+    ``config`` (the transformers config) is built on first use, so resolving a model does not import
+    transformers; ``config_content`` is what the config is built from (the catalog facts, or the parsed
+    ``config.json``), the key of :mod:`lorabench.models.facts`' cache.
+    """
 
     key: str
     display_name: str
     source: str
-    config: PretrainedConfig
+    config_content: Mapping[str, Any]
     local_dir: Path | None = None
     note: str | None = None
+
+    @functools.cached_property
+    def config(self) -> PretrainedConfig:
+        """The transformers config (built on first access).
+
+        Raises:
+            ModelError: transformers cannot read the config.
+        """
+        if self.local_dir is not None:
+            from transformers import AutoConfig
+
+            path = self.local_dir
+            try:
+                loaded: PretrainedConfig = AutoConfig.from_pretrained(
+                    str(path), trust_remote_code=False, local_files_only=True
+                )
+            except (ValueError, OSError, KeyError) as exc:
+                raise ModelError(f"{path / 'config.json'}: transformers cannot read it ({exc})") from None
+            return loaded
+        from transformers import CONFIG_MAPPING
+
+        facts = copy.deepcopy(dict(self.config_content))  # transformers edits nested dicts (rope) in place
+        model_type = facts.pop("model_type")
+        config: PretrainedConfig = CONFIG_MAPPING[model_type](**facts)
+        return config
 
 
 @functools.cache
@@ -148,14 +181,15 @@ def _cached_snapshot(ref: str) -> Path | None:
 
 
 def _from_directory(path: Path, key: str, note: str | None = None) -> ResolvedModel:
-    from transformers import AutoConfig
-
+    config_file = path / "config.json"
     try:
-        config = AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
-    except (ValueError, OSError, KeyError) as exc:
-        raise ModelError(f"{path / 'config.json'}: transformers cannot read it ({exc})") from None
+        content = json.loads(config_file.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{config_file}: transformers cannot read it ({exc})") from None
+    if not isinstance(content, dict):
+        raise ModelError(f"{config_file}: transformers cannot read it (not a JSON object)")
     return ResolvedModel(
-        key=key, display_name=key, source=str(path / "config.json"), config=config, local_dir=path, note=note
+        key=key, display_name=key, source=str(config_file), config_content=content, local_dir=path, note=note
     )
 
 
@@ -174,8 +208,6 @@ def resolve_model(ref: str) -> ResolvedModel:
     Raises:
         ModelError: Unknown name, or a directory without a readable ``config.json``.
     """
-    from transformers import CONFIG_MAPPING
-
     path = Path(ref).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -194,9 +226,6 @@ def resolve_model(ref: str) -> ResolvedModel:
         )
     key, quant = found
     entry = architecture_catalog()[key]
-    facts = dict(entry.config)
-    model_type = facts.pop("model_type")
-    config = CONFIG_MAPPING[model_type](**facts)
     note = None
     if quant is not None:
         bits = "8-bit" if "8" in quant else "4-bit"
@@ -204,4 +233,6 @@ def resolve_model(ref: str) -> ResolvedModel:
             f"{ref} is a pre-quantized {bits} ({quant}) re-upload of {entry.display_name}; the architecture is "
             f"the base's, so give the bits it was quantized to (--bits {8 if bits == '8-bit' else 4})"
         )
-    return ResolvedModel(key=key, display_name=entry.display_name, source=entry.source, config=config, note=note)
+    return ResolvedModel(
+        key=key, display_name=entry.display_name, source=entry.source, config_content=entry.config, note=note
+    )

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from lorabench import __version__
 from lorabench.models import ResolvedModel, resolve_model
+from lorabench.models.facts import library_versions, model_facts
 from lorabench.predict.memory.params import BITS, Accounting, account
 from lorabench.spec import LoadedSpec, RunSpec
 
@@ -23,22 +24,10 @@ ESTIMATE_SCHEMA_VERSION = 1
 _ENGINE = "meta-graph accounting"
 
 
-def _library_versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found: dict[str, str | None] = {}
-    for name in ("torch", "transformers", "peft", "bitsandbytes"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
-
-
 def estimate_record(spec: RunSpec, acc: Accounting, loaded: LoadedSpec | None = None) -> dict[str, Any]:
     """Assemble the JSON-ready estimate record for ``spec`` from its accounting (and the config it came from)."""
     bits = spec.bits
-    versions = _library_versions()
+    versions = library_versions()
     return {
         "schema": ESTIMATE_SCHEMA,
         "schema_version": ESTIMATE_SCHEMA_VERSION,
@@ -122,8 +111,9 @@ def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model
             f"every storage's lifetime tracked; {device} kernels"
             + ("; CUDA allocator 512-byte blocks" if device == "cuda" else "")
         )
-    layers = int(getattr(model.config, "num_hidden_layers", 1) or 1)
-    vocab = int(getattr(model.config, "vocab_size", 0) or 0)
+    config = model_facts(spec, model).config  # the shared facts: no transformers import when cached
+    layers = int(getattr(config, "num_hidden_layers", 1) or 1)
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
     totals = device_totals(breakdown, spec, layers, cuda=device == "cuda", logits=logits_bytes(spec, vocab))
     return {
         "engine": engine,

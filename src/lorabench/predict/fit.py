@@ -15,7 +15,18 @@ from typing import Any, Literal
 from lorabench.errors import ConfigError
 from lorabench.spec import RunSpec
 
-__all__ = ["DEFAULT_MAX_VALUE", "FitResult", "device_total", "largest_fitting"]
+__all__ = [
+    "DEFAULT_MAX_VALUE",
+    "FIT_SCHEMA",
+    "FIT_SCHEMA_VERSION",
+    "FitResult",
+    "device_total",
+    "fit_record",
+    "largest_fitting",
+]
+
+FIT_SCHEMA = "lorabench.fit"
+FIT_SCHEMA_VERSION = 1
 
 # The RunSpec bounds: the search never goes past what a spec can hold.
 DEFAULT_MAX_VALUE: dict[str, int] = {"batch": 1_000_000, "seq_len": 10_000_000}
@@ -99,8 +110,9 @@ def _with_gpus(spec: RunSpec, gpus: int | None) -> RunSpec:
 
 def _layers_and_vocab(spec: RunSpec) -> tuple[int, int]:
     from lorabench.models import resolve_model
+    from lorabench.models.facts import model_facts
 
-    config = resolve_model(spec.model).config
+    config = model_facts(spec, resolve_model(spec.model)).config
     return int(getattr(config, "num_hidden_layers", 1) or 1), int(getattr(config, "vocab_size", 0) or 0)
 
 
@@ -211,3 +223,44 @@ def largest_fitting(
         else:
             good, good_total = middle, middle_total
     return result(good, good_total, bad, bad_total, at_one)
+
+
+FIT_SCHEMA = "lorabench.fit"
+FIT_SCHEMA_VERSION = 1
+
+
+def fit_record(spec: RunSpec, gpu: str, gpus: int | None = None) -> dict[str, Any]:
+    """Search both dimensions for ``spec`` on ``gpu`` and assemble the JSON-ready record.
+
+    Raises:
+        CatalogError: Unknown GPU.
+        ModelError: Unknown model or target module.
+    """
+    from lorabench.hardware.catalog import resolve_gpu
+    from lorabench.predict.memory.device import CUDA_CONTEXT_BYTES, LOGITS_SLACK_FACTOR, RESERVED_SLACK_FRACTION
+
+    card = resolve_gpu(gpu)
+    batch = largest_fitting(spec, card.key, "batch", gpus=gpus)
+    length = largest_fitting(spec, card.key, "seq_len", gpus=gpus)
+    return {
+        "schema": FIT_SCHEMA,
+        "schema_version": FIT_SCHEMA_VERSION,
+        "spec": spec.model_dump(mode="json"),
+        "gpu": card.key,
+        "gpu_display_name": card.display_name,
+        "gpus": batch.gpus,
+        "parallelism": batch.parallelism,
+        "vram_bytes": card.vram_bytes,
+        "engine": "formula",
+        "largest_micro_batch": batch.to_dict(),
+        "largest_seq_len": length.to_dict(),
+        "provenance": {
+            "device_total_bytes": (
+                "predicted (formula engine, cuda) peak allocated per GPU after parallelism "
+                f"+ reserved slack (the larger of {RESERVED_SLACK_FRACTION:.0%} and {LOGITS_SLACK_FACTOR}x "
+                "the fp32 logits) "
+                f"+ {CUDA_CONTEXT_BYTES / 1e9:.2f} GB CUDA context"
+            ),
+            "vram_bytes": f"catalog ({card.source}, checked {card.checked})",
+        },
+    }

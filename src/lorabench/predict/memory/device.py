@@ -24,6 +24,7 @@ __all__ = [
     "LOGITS_SLACK_FACTOR",
     "RESERVED_SLACK_FRACTION",
     "DeviceTotals",
+    "cublas_workspace_bytes",
     "device_totals",
     "fits_on_catalog_gpus",
     "logits_bytes",
@@ -145,3 +146,21 @@ def fits_on_catalog_gpus(device_total_bytes: int) -> dict[str, bool]:
     from lorabench.hardware import gpu_catalog
 
     return {key: device_total_bytes <= gpu.vram_bytes for key, gpu in gpu_catalog().items()}
+
+
+_CUBLAS_HANDLES = 2  # the forward (main) thread and the autograd engine's device thread
+_CUBLAS_SM90 = 4096 * 1024 * 8  # PyTorch's default workspace on sm90 / sm100 (":4096:8")
+_CUBLAS_OTHER = 4096 * 1024 * 2 + 16 * 1024 * 8  # elsewhere (":4096:2:16:8")
+_SM90_SM100_NAMES = ("H100", "H200", "H800", "GH200", "B100", "B200", "GB200")
+
+
+def cublas_workspace_bytes(gpu: str | None) -> int:
+    """Bytes of the cuBLAS workspaces a training step holds on ``gpu`` (None: assume Hopper, the larger size).
+
+    PyTorch allocates one workspace per cuBLAS handle (one per thread and device) through the caching allocator,
+    so ``max_memory_allocated`` counts it: 32 MiB on sm90/sm100 (H100, H200, B200), 8 MiB + 128 KiB elsewhere.
+    Here (not in the simulate engine) so the formula engine reads it without importing torch.
+    """
+    name = (gpu or "H100").upper().replace(" ", "").replace("-", "")
+    per_handle = _CUBLAS_SM90 if any(key in name for key in _SM90_SM100_NAMES) else _CUBLAS_OTHER
+    return _CUBLAS_HANDLES * per_handle

@@ -43,10 +43,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lorabench.errors import ConfigError
 from lorabench.spec import RunSpec
+
+if TYPE_CHECKING:
+    from lorabench.models.facts import ModelFacts
 
 __all__ = [
     "CUDA_BLOCK_BYTES",
@@ -210,53 +213,9 @@ def _int_attr(config: Any, name: str, default: int | None = None) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _graph(ref: str, dora: bool, rank: int, targets: _Targets) -> _Graph:
-    """Build the model on meta with its adapter once and record every size the formula needs."""
-    import torch
-    from peft import get_peft_model
-    from peft.tuners.lora import LoraLayer
-
-    from lorabench.methods import check_targets, lora_config
-    from lorabench.models import build_meta_model
-    from lorabench.models.build import quiet_hf
-    from lorabench.predict.memory.params import _is_quantized, modules_kept_unquantized
-
-    resolved = _resolve(ref)
-    config = resolved.config
-    spec = RunSpec(model=ref, method="dora" if dora else "lora", rank=rank, targets=targets)
-    base = build_meta_model(config)
-    check_targets(spec, base, resolved.display_name)
-    skip = modules_kept_unquantized(base)
-    quantized: list[tuple[int, int]] = []
-    quantized_bias: list[int] = []
-    seen: set[int] = set()
-    for name, module in base.named_modules():
-        if type(module) is torch.nn.Linear and _is_quantized(name, skip):
-            quantized.append((int(module.out_features), int(module.in_features)))
-            seen.add(id(module.weight))
-            if module.bias is not None:
-                quantized_bias.append(int(module.bias.numel()))
-                seen.add(id(module.bias))
-    unquantized: list[int] = []
-    for param in base.parameters():
-        if id(param) not in seen:
-            seen.add(id(param))
-            unquantized.append(int(param.numel()))
-    buffers = [int(b.numel() * b.element_size()) for b in base.buffers()]
-    with quiet_hf():
-        model = get_peft_model(base, lora_config(spec))
-    adapter = [int(p.numel()) for p in model.parameters() if p.requires_grad]
-    in_sum = out_sum = r_sum = weights_sum = 0
-    dora_in = dora_out = 0
-    for module in model.modules():
-        if isinstance(module, LoraLayer) and module.r:
-            fan_in, fan_out = int(module.in_features or 0), int(module.out_features or 0)
-            in_sum += fan_in
-            out_sum += fan_out
-            r_sum += sum(int(r) for r in module.r.values())
-            weights_sum += fan_in * fan_out
-            if fan_in * (fan_in + 2 * fan_out) > dora_in * (dora_in + 2 * dora_out):
-                dora_in, dora_out = fan_in, fan_out
+def _graph(facts: ModelFacts) -> _Graph:
+    """Every size the formula needs, from the shared module-graph facts (one meta build, cached)."""
+    config = facts.config
     hidden = _int_attr(config, "hidden_size")
     heads = _int_attr(config, "num_attention_heads")
     kv_heads = _int_attr(config, "num_key_value_heads", heads)
@@ -269,29 +228,27 @@ def _graph(ref: str, dora: bool, rank: int, targets: _Targets) -> _Graph:
         heads=heads,
         kv_dim=kv_heads * head_dim,
         vocab=_int_attr(config, "vocab_size"),
-        quantized=tuple(quantized),
-        unquantized=tuple(unquantized),
-        quantized_bias=tuple(quantized_bias),
-        buffers=tuple(buffers),
-        adapter=tuple(adapter),
-        in_adapted=in_sum,
-        out_adapted=out_sum,
-        r_adapted=r_sum,
-        dora_in=dora_in,
-        dora_out=dora_out,
-        adapted_weights=weights_sum,
-        quantized_max=max((o * i for o, i in quantized), default=0),
+        quantized=facts.quantized,
+        unquantized=facts.unquantized,
+        quantized_bias=facts.quantized_bias,
+        buffers=facts.buffers,
+        adapter=facts.trainable,
+        in_adapted=facts.in_adapted,
+        out_adapted=facts.out_adapted,
+        r_adapted=facts.r_adapted,
+        dora_in=facts.dora_in,
+        dora_out=facts.dora_out,
+        adapted_weights=facts.adapted_weights,
+        quantized_max=max((o * i for o, i in facts.quantized), default=0),
     )
 
 
 @functools.lru_cache(maxsize=256)
-def _account(ref: str, dora: bool, rank: int, targets: _Targets, bits: int) -> tuple[int, int, int]:
-    """``account()``'s base bytes, constant bytes and adapter bytes at ``bits`` (cached)."""
-    from lorabench.predict.memory.params import account
-
-    spec = RunSpec(model=ref, method="dora" if dora else "lora", rank=rank, targets=targets)
-    acc = account(spec, _resolve(ref))
-    return acc.base_bytes(bits), acc.constant_bytes(bits), acc.adapter_bytes
+def _account(facts: ModelFacts, bits: int) -> tuple[int, int, int]:
+    """``account()``'s base bytes, constant bytes and adapter bytes at ``bits``, from the same facts."""
+    base = sum(c.bytes_by_bits[bits] for c in facts.components)
+    constants = sum(c.constant_bytes_by_bits[bits] for c in facts.components)
+    return base, constants, facts.adapter_bytes
 
 
 def _quantized_bytes(out_features: int, in_features: int, bits: int, block: int) -> tuple[int, int]:
@@ -324,16 +281,14 @@ def _optimizer_bytes(adapter: tuple[int, ...], optimizer: str, device: str, bloc
 
 
 @functools.lru_cache(maxsize=1024)
-def _static(
-    ref: str, dora: bool, rank: int, targets: _Targets, bits: int, optimizer: str, device: str, gpu: str | None
-) -> _Static:
-    graph = _graph(ref, dora, rank, targets)
+def _static(facts: ModelFacts, bits: int, optimizer: str, device: str, gpu: str | None) -> _Static:
+    graph = _graph(facts)
     block = CUDA_BLOCK_BYTES if device == "cuda" else 1
     # k-bit preparation upcasts bf16 parameters to fp32; a 4-bit layer's forward casts its bias back to bf16
     unquantized_elem = 2 if bits == 16 else _FP32
     bias_elem = _FP32 if bits == 8 else 2
     if device == "cpu":
-        base, constants, adapter = _account(ref, dora, rank, targets, bits)
+        base, constants, adapter = _account(facts, bits)
         upcast = sum(graph.unquantized) + (sum(graph.quantized_bias) if bits == 8 else 0)
         weights = base - constants + ((_FP32 - 2) * upcast if bits < 16 else 0)
     else:
@@ -353,7 +308,7 @@ def _static(
     optimizer_state, paged = _optimizer_bytes(graph.adapter, optimizer, device, block)
     workspace = 0
     if device == "cuda":
-        from lorabench.predict.memory.simulation.engine import cublas_workspace_bytes
+        from lorabench.predict.memory.device import cublas_workspace_bytes
 
         workspace = cublas_workspace_bytes(gpu)
     return _Static(graph, weights, constants, adapter, gradients, optimizer_state, paged, workspace)
@@ -426,11 +381,10 @@ def _check(device: str, micro_batch: int | None, seq_len: int | None) -> None:
 
 
 def _static_for(spec: RunSpec, device: str) -> _Static:
+    from lorabench.models.facts import model_facts
+
     return _static(
-        spec.model,
-        spec.method == "dora",
-        spec.rank,
-        spec.targets,
+        model_facts(spec, _resolve(spec.model)),
         spec.bits,
         spec.optimizer,
         device,

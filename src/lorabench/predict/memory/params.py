@@ -10,14 +10,14 @@ tied weights, a model's ``_keep_in_fp32_modules``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-
-from lorabench.methods import check_targets, lora_config
-from lorabench.models import ResolvedModel, build_meta_model, resolve_model
-from lorabench.models.build import quiet_hf
+from lorabench.models import ResolvedModel, resolve_model
 from lorabench.predict.memory.storage import linear_storage
 from lorabench.spec import RunSpec
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["BITS", "Accounting", "Component", "account", "modules_kept_unquantized"]
 
@@ -87,6 +87,8 @@ def _is_quantized(name: str, skip: list[str]) -> bool:
 
 
 def _component_name(module_name: str, module: torch.nn.Module, output_embedding: torch.nn.Module | None) -> str:
+    import torch
+
     if module is output_embedding:
         return "lm_head"
     if isinstance(module, torch.nn.Embedding):
@@ -102,6 +104,8 @@ def _component_name(module_name: str, module: torch.nn.Module, output_embedding:
 
 
 def _base_components(model: torch.nn.Module) -> tuple[int, list[Component]]:
+    import torch
+
     get_out = getattr(model, "get_output_embeddings", None)
     output_embedding = get_out() if callable(get_out) else None
     skip = modules_kept_unquantized(model)
@@ -144,7 +148,9 @@ def _base_components(model: torch.nn.Module) -> tuple[int, list[Component]]:
 
 
 def account(spec: RunSpec, model: ResolvedModel | None = None) -> Accounting:
-    """Count parameters and bytes for a spec by building its model on meta and applying PEFT.
+    """Count parameters and bytes for a spec from its model built on meta with PEFT applied.
+
+    The module graph is read once per (config, adapter) and cached (:mod:`lorabench.models.facts`).
 
     Args:
         spec: The run spec (model, method, rank, targets are what matter here).
@@ -157,32 +163,20 @@ def account(spec: RunSpec, model: ResolvedModel | None = None) -> Accounting:
     Raises:
         ModelError: Unknown model, or a target module the architecture does not have.
     """
-    from peft import get_peft_model
+    from lorabench.models.facts import model_facts
 
     resolved = model or resolve_model(spec.model)
-    base = build_meta_model(resolved.config)
-    base_params, components = _base_components(base)
-    check_targets(spec, base, resolved.display_name)
-    with quiet_hf():
-        peft_model = get_peft_model(base, lora_config(spec))
-    lora = dora = adapter_bytes = 0
-    dtypes: set[str] = set()
-    for name, param in peft_model.named_parameters():
-        if not param.requires_grad:
-            continue
-        adapter_bytes += param.numel() * param.element_size()
-        dtypes.add(str(param.dtype).removeprefix("torch."))
-        if "lora_magnitude_vector" in name:
-            dora += param.numel()
-        else:
-            lora += param.numel()
+    facts = model_facts(spec, resolved)  # one meta build per (config, adapter), shared with formula and FLOPs
     return Accounting(
         model=resolved,
-        base_params=base_params,
-        components=tuple(components),
-        trainable_params=lora + dora,
-        lora_params=lora,
-        dora_magnitude_params=dora,
-        adapter_bytes=adapter_bytes,
-        adapter_dtype="/".join(sorted(dtypes)) or "n/a",
+        base_params=facts.base_params,
+        components=tuple(
+            Component(c.name, c.params, c.quantized_params, dict(c.bytes_by_bits), dict(c.constant_bytes_by_bits))
+            for c in facts.components
+        ),
+        trainable_params=facts.lora_params + facts.dora_magnitude_params,
+        lora_params=facts.lora_params,
+        dora_magnitude_params=facts.dora_magnitude_params,
+        adapter_bytes=facts.adapter_bytes,
+        adapter_dtype=facts.adapter_dtype,
     )

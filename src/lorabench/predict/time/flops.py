@@ -41,16 +41,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from lorabench.errors import ConfigError, ModelError
-from lorabench.methods import check_targets, lora_config
-from lorabench.models import ResolvedModel, build_meta_model, resolve_model
-from lorabench.models.build import quiet_hf
+from lorabench.models import ResolvedModel, resolve_model
+from lorabench.models.facts import model_facts
 from lorabench.spec import RunSpec
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
+
+    from lorabench.models.facts import ConfigFacts
 
 __all__ = ["ATTENTION_BACKWARD_FACTOR", "LINEAR_BACKWARD_FACTOR", "FlopsBreakdown", "training_flops"]
 
@@ -131,70 +130,17 @@ class _Adapter:
     checkpointed: bool
 
 
-def _checkpointed_ids(model: torch.nn.Module) -> set[int]:
-    """Ids of every module inside a layer Hugging Face gradient checkpointing wraps (the decoder layers)."""
-    try:
-        from transformers.modeling_layers import GradientCheckpointingLayer
-    except ImportError:  # older transformers: everything but the output embedding (see _graph)
-        return set()
-    ids: set[int] = set()
-    for module in model.modules():
-        if isinstance(module, GradientCheckpointingLayer):
-            ids.update(id(sub) for sub in module.modules())
-    return ids
-
-
-def _base_linears(model: torch.nn.Module) -> list[_Linear]:
-    ckpt = _checkpointed_ids(model)
-    get_out = getattr(model, "get_output_embeddings", None)
-    output_embedding = get_out() if callable(get_out) else None
-    return [
-        _Linear(
-            module.in_features,
-            module.out_features,
-            id(module) in ckpt if ckpt else module is not output_embedding,
-        )
-        for module in model.modules()
-        if isinstance(module, torch.nn.Linear)
-    ]
-
-
-def _adapters(peft_model: torch.nn.Module) -> list[_Adapter]:
-    from peft.tuners.lora import LoraLayer
-
-    ckpt = _checkpointed_ids(peft_model)
-    found: list[_Adapter] = []
-    for module in peft_model.modules():
-        if not isinstance(module, LoraLayer):
-            continue
-        layer: Any = module  # PEFT's attribute annotations are loose (lora_A is an nn.ModuleDict)
-        for name in layer.lora_A:
-            rank, in_features = layer.lora_A[name].weight.shape  # A: r x in, B: out x r
-            found.append(
-                _Adapter(
-                    in_features=int(in_features),
-                    out_features=int(layer.lora_B[name].weight.shape[0]),
-                    rank=int(rank),
-                    dora=bool(layer.use_dora.get(name, False)),
-                    dropout=not isinstance(layer.lora_dropout[name], torch.nn.Identity),
-                    checkpointed=id(module) in ckpt if ckpt else True,
-                )
-            )
-    return found
-
-
 def _graph(spec: RunSpec, resolved: ResolvedModel) -> tuple[list[_Linear], list[_Adapter]]:
-    from peft import get_peft_model
+    """Base linears and adapters of ``spec``'s meta model with PEFT applied (shared facts, built once and cached)."""
+    facts = model_facts(spec, resolved)
+    linears = [_Linear(f.in_features, f.out_features, f.checkpointed) for f in facts.linears]
+    adapters = [
+        _Adapter(a.in_features, a.out_features, a.rank, a.dora, a.dropout, a.checkpointed) for a in facts.adapters
+    ]
+    return linears, adapters
 
-    base = build_meta_model(resolved.config)
-    linears = _base_linears(base)
-    check_targets(spec, base, resolved.display_name)
-    with quiet_hf():
-        peft_model = get_peft_model(base, lora_config(spec))
-    return linears, _adapters(peft_model)
 
-
-def _layer_windows(config: PretrainedConfig, layers: int) -> list[int | None]:
+def _layer_windows(config: PretrainedConfig | ConfigFacts, layers: int) -> list[int | None]:
     """Attention window of each decoder layer (None: full causal attention), from the config."""
     window = getattr(config, "sliding_window", None)
     window = window if isinstance(window, int) and window > 0 else None
@@ -213,14 +159,15 @@ def _mean_keys(seq_len: int, window: int | None) -> float:
     return window - window * window / (2 * seq_len)
 
 
-def _config_int(config: PretrainedConfig, name: str) -> int:
+def _config_int(config: PretrainedConfig | ConfigFacts, name: str) -> int:
     value = getattr(config, name, None)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ModelError(f"{type(config).__name__} has no positive integer {name} (got {value!r}); cannot count FLOPs")
+        kind = getattr(config, "class_name", type(config).__name__)
+        raise ModelError(f"{kind} has no positive integer {name} (got {value!r}); cannot count FLOPs")
     return value
 
 
-def _attention_forward(config: PretrainedConfig, seq_len: int) -> float:
+def _attention_forward(config: PretrainedConfig | ConfigFacts, seq_len: int) -> float:
     layers = _config_int(config, "num_hidden_layers")
     heads = _config_int(config, "num_attention_heads")
     has_head_dim = isinstance(getattr(config, "head_dim", None), int)
@@ -259,7 +206,7 @@ def training_flops(spec: RunSpec, seq_len: int | None = None, model: ResolvedMod
 
     linear_fwd = float(sum(2 * lin.in_features * lin.out_features for lin in linears))
     ckpt_linear_fwd = float(sum(2 * lin.in_features * lin.out_features for lin in linears if lin.checkpointed))
-    attention_fwd = _attention_forward(resolved.config, length)
+    attention_fwd = _attention_forward(model_facts(spec, resolved).config, length)
     forward = linear_fwd + attention_fwd
     backward = LINEAR_BACKWARD_FACTOR * linear_fwd + ATTENTION_BACKWARD_FACTOR * attention_fwd
 

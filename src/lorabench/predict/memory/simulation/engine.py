@@ -44,6 +44,7 @@ import torch
 from lorabench.errors import ConfigError
 from lorabench.models import resolve_model
 from lorabench.models.build import quiet_hf
+from lorabench.predict.memory.device import cublas_workspace_bytes
 from lorabench.predict.memory.simulation.bnb import Target, bnb_overrides
 from lorabench.predict.memory.simulation.kernels import TargetKernels
 from lorabench.predict.memory.simulation.model import SimModel, build_sim_model
@@ -62,10 +63,6 @@ Padding = Literal["padded", "packed"]
 _PAGED_MIN_NUMEL = 100_000  # bitsandbytes pages optimizer state only for tensors this large
 _STEPS = 2
 _MAX_MICRO_BATCHES = 2  # with accumulation, two micro-batches show gradients living through a forward
-_CUBLAS_HANDLES = 2  # the forward (main) thread and the autograd engine's device thread
-_CUBLAS_SM90 = 4096 * 1024 * 8  # PyTorch's default workspace on sm90 / sm100 (":4096:8")
-_CUBLAS_OTHER = 4096 * 1024 * 2 + 16 * 1024 * 8  # elsewhere (":4096:2:16:8")
-_SM90_SM100_NAMES = ("H100", "H200", "H800", "GH200", "B100", "B200", "GB200")
 
 
 @dataclass(frozen=True)
@@ -100,17 +97,6 @@ class SimResult:
     seq_len: int
     padding: str
     cublas_workspace_bytes: int = 0
-
-
-def cublas_workspace_bytes(gpu: str | None) -> int:
-    """Bytes of the cuBLAS workspaces a training step holds on ``gpu`` (None: assume Hopper, the larger size).
-
-    PyTorch allocates one workspace per cuBLAS handle (one per thread and device) through the caching allocator,
-    so ``max_memory_allocated`` counts it: 32 MiB on sm90/sm100 (H100, H200, B200), 8 MiB + 128 KiB elsewhere.
-    """
-    name = (gpu or "H100").upper().replace(" ", "").replace("-", "")
-    per_handle = _CUBLAS_SM90 if any(key in name for key in _SM90_SM100_NAMES) else _CUBLAS_OTHER
-    return _CUBLAS_HANDLES * per_handle
 
 
 @contextlib.contextmanager
