@@ -37,7 +37,12 @@ def test_published_rows_are_complete_and_resolve() -> None:
         resolve_model(row["lorabench_model"])
         assert row["source"].startswith("https://github.com/") and row["quote"].strip()
         value, unit = row["measured"]["value"], row["measured"]["unit"]
-        shown = {"tokens_per_s": str(int(value)), "s_per_step": f"{value}s/it", "min_per_1k_iterations": f"{value} min"}
+        shown = {
+            "tokens_per_s": str(int(value)),
+            "s_per_step": f"{value}s/it",
+            "min_per_1k_iterations": f"{value} min",
+            "hours_per_run": f"{value}h",
+        }
         assert shown[unit] in row["quote"], row["id"]  # the figure is the one quoted
 
 
@@ -65,6 +70,10 @@ def test_measured_figures_convert_to_tokens_per_s_per_gpu() -> None:
     assert tv.measured_tokens_per_s_per_gpu(litgpt) is None
     with_len = _row(grad_accum=4, seq_len=512, measured={"value": 2.0, "unit": "min_per_1k_iterations"})
     assert tv.measured_tokens_per_s_per_gpu(with_len) == pytest.approx(1000 * 512 / 120)
+    run = _row(run_tokens=None, measured={"value": 14.9, "unit": "hours_per_run", "scope": "total"})
+    assert tv.measured_tokens_per_s_per_gpu(run) is None
+    run["run_tokens"] = 104_000_000
+    assert tv.measured_tokens_per_s_per_gpu(run) == pytest.approx(104e6 / (14.9 * 3600) / 2)
 
 
 def test_bad_files_name_the_row(tmp_path: Path) -> None:
@@ -104,4 +113,4 @@ def test_compare_and_summaries() -> None:
     assert summary["A100"]["rows"] == len(compared)
     assert summary["A100"]["median_abs_error"] == pytest.approx(0.1)
     text = tv.render(result, ["ten", "formula"])
-    assert "median 10%" in text and "variable-length" in text
+    assert "median 10%" in text and "no tokens per step" in text
