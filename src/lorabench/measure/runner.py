@@ -325,7 +325,10 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
             metrics = tracker.metrics
     per_rank = gather_metrics(metrics, world)
     adapter_bytes = None
-    if status == "ok" and rank == 0 and accelerator is not None:
+    # Not under FSDP: rank 0's parameters are views of its shard, and PEFT 0.21 drops every key of a gathered full
+    # state dict (its key filter walks named_modules, which carry FSDP's wrapper prefix), so no adapter file is
+    # written there and adapter_file_bytes stays null.
+    if status == "ok" and rank == 0 and accelerator is not None and not spec.parallelism.startswith("fsdp"):
         adapter_dir = options.out / "adapter"
         unwrapped = accelerator.unwrap_model(model)
         for config in unwrapped.peft_config.values():
