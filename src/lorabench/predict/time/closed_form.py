@@ -11,7 +11,8 @@ counts, per micro batch of ``T = micro_batch x seq_len`` tokens, the same op cla
 * base linears: 16-bit one bf16 matmul per pass; 4-bit a dequantization (packed weight + constants read,
   bf16 weight written) then a bf16 matmul per pass (bitsandbytes' fused kernel when few rows); 8-bit
   forward: activation quantization (with the outlier scan), int8 matmul, int32 -> fp16 dequantization and
-  a cast; 8-bit backward: int8 -> bf16 weight copy, scaling, bf16 matmul;
+  a cast; 8-bit backward: the int8 weight copied to the activations' dtype (fp32 after the k-bit
+  preparation), scaled, and one matmul in that dtype;
 * attention: the fused SDPA kernel for bf16 (``2.5x`` backward), the math path for fp32 activations with
   grouped-query attention (fp32 ``bmm`` + softmax on ``heads x s x s``);
 * elementwise: the HF Llama-family decoder's norms, rotary, residual adds, SiLU-gate, casts, LoRA dropout,
@@ -112,29 +113,34 @@ def _linear_ops(lin: _Linear, tokens: int, bits: int, act: int, lm_head: bool) -
         return fwd, bwd
     casts = [Op("elementwise", 0.0, x * (act + 2), name="_to_copy"), Op("elementwise", 0.0, y * (2 + act), name="_to_copy")]
     if bits == 4:
-        dq = Op("dequant", 0.0, n * k / 2 + n * k / 16 + 2.0 * n * k, launches=2.0, name="dequantize_4bit")
+        from lorabench.predict.memory.simulation.bnb import _gemm_4bit_dequantizes
+
+        packed = n * k / 2 + n * k / 16  # NF4 codes + absmax bytes
         mm = Op("matmul_bf16", flops, 2 * (x + y) + 2.0 * n * k, small, name="mm")
+        if _gemm_4bit_dequantizes("cuda", tokens, (n, k), 64):
+            forward = [Op("dequant", 0.0, packed + 2.0 * n * k, launches=2.0, name="dequantize_4bit"), mm]
+        else:  # bitsandbytes' fused 4-bit kernel (few rows): reads the packed weight once
+            forward = [Op("dequant", flops, 2 * (x + y) + packed, small, name="gemm_4bit_fused")]
         bwd_dq = [
             Op("dequant", 0.0, n * k / 64 * 5, name="dequantize_blockwise"),
             Op("elementwise", 0.0, n * k / 64 * 12, name="add"),
-            Op("dequant", 0.0, n * k / 2 + n * k / 16 + 2.0 * n * k, name="dequantize_4bit"),
+            Op("dequant", 0.0, packed + 2.0 * n * k, name="dequantize_4bit"),
         ]
-        return [*casts, dq, mm], [*casts, *bwd_dq, mm]
+        return [*casts, *forward], [*casts, *bwd_dq, mm]
     # LLM.int8: quantize activations (+ outlier scan), int8 matmul, dequantize the int32 result, cast
     fwd = [
         *casts,
         Op("dequant", 0.0, x * (2 + 1) + 4 * tokens + 2 * x * 2, launches=3.0, name="int8_vectorwise_quant"),
         Op("matmul_int8", flops, x + n * k + 4 * y, small, name="int8_mixed_scaled_mm"),
         Op("dequant", 0.0, 6 * y + 4.0 * (tokens + n), name="int8_mm_dequant"),
-        Op("elementwise", 0.0, 4 * y, name="_to_copy"),
     ]
+    # backward (bitsandbytes' MatMul8bitLt): the int8 weight copied to the input's dtype, scaled, one matmul
+    mm_cls = "matmul_fp32" if act == 4 else "matmul_bf16"
     bwd = [
-        Op("elementwise", 0.0, y * (act + 2), name="_to_copy"),
-        Op("dequant", 0.0, 3.0 * n * k, name="_to_copy"),
+        Op("dequant", 0.0, (1.0 + act) * n * k, name="_to_copy"),
         Op("elementwise", 0.0, 8.0 * n, launches=2.0, name="mul"),
-        Op("elementwise", 0.0, 4.0 * n * k + 4 * n, name="mul_"),
-        Op("matmul_bf16", flops, 2 * (x + y) + 2.0 * n * k, small, name="mm"),
-        Op("elementwise", 0.0, x * (2 + act), name="_to_copy"),
+        Op("elementwise", 0.0, 2.0 * act * n * k + 4 * n, name="mul_"),
+        Op(mm_cls, flops, act * (x + y + n * k), small, name="mm"),
     ]
     return fwd, bwd
 
