@@ -75,8 +75,9 @@ GPU_FAMILY = {
     "B200": "Hopper/Blackwell",
 }
 
-Predictor = Callable[[Any, Mapping[str, Any]], float]
-"""(RunSpec, row) -> predicted tokens per second per GPU."""
+Band = tuple[float, float]
+Predictor = Callable[[Any, Mapping[str, Any]], "float | tuple[float, Band]"]
+"""(RunSpec, row) -> predicted tokens per second per GPU, optionally with its (low, high) band."""
 
 
 class RowError(ValueError):
@@ -197,9 +198,11 @@ def roofline_predictor() -> Predictor | None:
     except (ImportError, AttributeError):
         return None
 
-    def predict(spec: Any, row: Mapping[str, Any]) -> float:
+    def predict(spec: Any, row: Mapping[str, Any]) -> tuple[float, Band]:
         step = predict_step(spec, gpu=str(row["gpu"]))
-        return float(step.tokens_per_s) / int(row["gpu_count"])
+        per_gpu = step.tokens_per_step / int(row["gpu_count"])
+        slow, fast = float(step.interval_s[1]), float(step.interval_s[0])  # a longer step is a lower rate
+        return float(step.tokens_per_s) / int(row["gpu_count"]), (per_gpu / slow, per_gpu / fast)
 
     return predict
 
@@ -215,6 +218,7 @@ class Comparison:
     stack: str
     measured_tokens_per_s_per_gpu: float | None
     predicted_tokens_per_s_per_gpu: dict[str, float | None] = field(default_factory=dict)
+    band_tokens_per_s_per_gpu: dict[str, Band | None] = field(default_factory=dict)
     error: dict[str, float | None] = field(default_factory=dict)
     skipped: str | None = None
 
@@ -253,22 +257,42 @@ def compare(rows: Iterable[Mapping[str, Any]], predictors: Mapping[str, Predicto
                 item.error[name] = None
                 item.skipped = f"{name}: {type(exc).__name__}: {exc}"[:200]
                 continue
+            band: Band | None = None
+            if isinstance(predicted, tuple):
+                predicted, band = predicted
             item.predicted_tokens_per_s_per_gpu[name] = predicted
+            item.band_tokens_per_s_per_gpu[name] = band
             item.error[name] = predicted / measured - 1
     return out
 
 
 def summarise(comparisons: Sequence[Comparison], engine: str, key: str) -> dict[str, dict[str, float | int]]:
-    """Median and maximum |error| of ``engine`` grouped by ``key`` (``family`` or ``stack``)."""
-    groups: dict[str, list[float]] = {}
+    """Median and maximum |error| of ``engine`` grouped by ``key`` (``family`` or ``stack``).
+
+    Rows whose engine gave a band also count ``in_band`` (measured inside the predicted band) out of ``banded``.
+    """
+    groups: dict[str, list[Comparison]] = {}
     for item in comparisons:
-        error = item.error.get(engine)
-        if error is not None:
-            groups.setdefault(str(getattr(item, key)), []).append(abs(error))
-    return {
-        name: {"rows": len(errors), "median_abs_error": statistics.median(errors), "max_abs_error": max(errors)}
-        for name, errors in sorted(groups.items())
-    }
+        if item.error.get(engine) is not None:
+            groups.setdefault(str(getattr(item, key)), []).append(item)
+    out: dict[str, dict[str, float | int]] = {}
+    for name, items in sorted(groups.items()):
+        errors = [abs(float(i.error[engine] or 0.0)) for i in items]
+        stats: dict[str, float | int] = {
+            "rows": len(items),
+            "median_abs_error": statistics.median(errors),
+            "max_abs_error": max(errors),
+        }
+        banded: list[tuple[Band, float]] = []
+        for i in items:
+            band, measured = i.band_tokens_per_s_per_gpu.get(engine), i.measured_tokens_per_s_per_gpu
+            if band is not None and measured is not None:
+                banded.append((band, measured))
+        if banded:
+            stats["banded"] = len(banded)
+            stats["in_band"] = sum(1 for (low, high), m in banded if low <= m <= high)
+        out[name] = stats
+    return out
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -294,9 +318,10 @@ def render(comparisons: Sequence[Comparison], engines: Sequence[str]) -> str:
         for key in ("family", "stack"):
             lines.append(f"\n{engine}: |error| by {key}")
             for name, stats in summarise(comparisons, engine, key).items():
+                band = f"  in band {stats['in_band']}/{stats['banded']}" if "banded" in stats else ""
                 lines.append(
                     f"  {name:36} rows {stats['rows']:>2}  median {stats['median_abs_error']:.0%}"
-                    f"  max {stats['max_abs_error']:.0%}"
+                    f"  max {stats['max_abs_error']:.0%}{band}"
                 )
     return "\n".join(lines)
 

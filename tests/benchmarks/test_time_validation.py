@@ -103,7 +103,12 @@ def test_compare_and_summaries() -> None:
         assert spec.seq_len == row["seq_len"] and spec.grad_accum == row["grad_accum"]
         return 1.1 * float(measured[row["id"]])
 
-    result = tv.compare(rows, {"ten": plus_ten_percent, "formula": tv.formula_tokens_per_s_per_gpu})
+    def banded(spec: Any, row: dict[str, Any]) -> tuple[float, tuple[float, float]]:
+        m = float(measured[row["id"]])
+        return 0.8 * m, (0.7 * m, 0.9 * m) if row["seq_len"] == 256 else (0.9 * m, 1.1 * m)
+
+    engines = {"ten": plus_ten_percent, "formula": tv.formula_tokens_per_s_per_gpu, "banded": banded}
+    result = tv.compare(rows, engines)
     skipped = [c for c in result if c.skipped]
     assert [c.id for c in skipped] == ["litgpt-a100-40-llama2-7b-lora"]
     compared = [c for c in result if not c.skipped]
@@ -112,5 +117,10 @@ def test_compare_and_summaries() -> None:
     summary = tv.summarise(result, "ten", "family")
     assert summary["A100"]["rows"] == len(compared)
     assert summary["A100"]["median_abs_error"] == pytest.approx(0.1)
-    text = tv.render(result, ["ten", "formula"])
-    assert "median 10%" in text and "no tokens per step" in text
+    assert "banded" not in summary["A100"]
+    band_summary = tv.summarise(result, "banded", "family")["A100"]
+    assert band_summary["banded"] == len(compared)
+    assert band_summary["in_band"] == len(compared) - 1  # the 256-token row's band excludes the measured figure
+    assert band_summary["median_abs_error"] == pytest.approx(0.2)
+    text = tv.render(result, ["ten", "formula", "banded"])
+    assert "median 10%" in text and "no tokens per step" in text and f"in band {len(compared) - 1}/" in text
