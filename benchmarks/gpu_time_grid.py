@@ -48,7 +48,7 @@ CHECKPOINTING = (True, False)
 TARGETS = ("q_proj,v_proj", "all-linear")
 BASE = (16, 4, 2048, True, "q_proj,v_proj")
 RANK = 8
-PLANNING_EFFICIENCY = {16: 0.45, 8: 0.10, 4: 0.25}
+PLANNING_EFFICIENCY = {16: 0.45, 8: 0.07, 4: 0.25}
 """Assumed MFU per bit width used ONLY to order and prune cells (bitsandbytes int8 is far slower than bf16)."""
 CELL_OVERHEAD_S = 4.0
 """Assumed fixed seconds per cell (adapter swap, allocator warm-up, profiler) for planning."""
@@ -335,7 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default results/gpu/<date>-<gpu>")
     parser.add_argument("--model", default="llama-3.1-8b")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per cell (the first is warm-up)")
-    parser.add_argument("--budget-s", type=float, default=200.0, help="estimated seconds of stepping to keep")
+    parser.add_argument("--budget-s", type=float, default=170.0, help="estimated seconds of stepping to keep")
+    parser.add_argument(
+        "--max-wall-s", type=float, default=420.0, help="start no new cell (or base model) after this many seconds"
+    )
     parser.add_argument("--bits", type=int, nargs="+", choices=BITS, default=list(BITS), help="bit widths to run")
     parser.add_argument("--plan", action="store_true", help="print the pruned grid and exit")
     parser.add_argument("--dry-run", action="store_true", help="`tiny` on the CPU, to test this script anywhere")
@@ -382,8 +385,12 @@ def main(argv: list[str] | None = None) -> int:
     env = describe_environment(device)
     cache = Path(tempfile.mkdtemp(prefix="lorabench-time-grid-"))
     rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
     try:
         for bits, group in itertools.groupby(cells, key=lambda c: c.bits):
+            if time.perf_counter() - started > args.max_wall_s:
+                skipped += [c.name for c in group]
+                continue
             t0 = time.perf_counter()
             base = _load_base(model_ref, bits, device, cache)
             if bits < 16:
@@ -393,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{time.perf_counter() - started:6.1f}s] {bits}-bit base ready ({time.perf_counter() - t0:.1f}s)")
             model, current_targets = base, None
             for cell in group:
+                if time.perf_counter() - started > args.max_wall_s:
+                    skipped.append(cell.name)
+                    continue
                 spec = _spec(args.model, cell, gpu_name)
                 if cell.targets != current_targets:
                     if current_targets is not None:
@@ -455,13 +465,21 @@ def main(argv: list[str] | None = None) -> int:
         "rank": RANK,
         "optimizer": "torch.optim.AdamW",
         "kernel_classes": list(KERNEL_CLASSES),
-        "planning": {"efficiency_by_bits": PLANNING_EFFICIENCY, "budget_s": args.budget_s, "cells": len(cells)},
+        "planning": {
+            "efficiency_by_bits": PLANNING_EFFICIENCY,
+            "budget_s": args.budget_s,
+            "max_wall_s": args.max_wall_s,
+            "cells": len(cells),
+            "skipped_for_wall_time": skipped,
+        },
         "environment": env,
         "elapsed_s": time.perf_counter() - started,
         "rows": rows,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "time_grid.json").write_text(json.dumps(summary, indent=2))
+    if skipped:
+        print(f"skipped for wall time: {', '.join(skipped)}")
     print(f"done in {summary['elapsed_s']:.0f}s -> {out}/time_grid.json")
     return 0
 

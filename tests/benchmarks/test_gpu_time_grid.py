@@ -121,3 +121,12 @@ def test_dry_run_writes_records_with_kernel_classes(tmp_path: Path) -> None:
     assert row["kernel_seconds_by_class"]["matmul"] > 0
     record = json.loads((out / row["name"] / "result.json").read_text())
     assert record["kernel_classes"]["timing"].startswith("CPU self time")
+
+
+@pytest.mark.slow
+def test_wall_time_guard_skips_cells_and_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "grid"
+    args = ["--dry-run", "--out", str(out), "--steps", "2", "--budget-s", "12", "--bits", "16", "--max-wall-s", "0"]
+    assert grid.main(args) == 0
+    summary = json.loads((out / "time_grid.json").read_text())
+    assert summary["rows"] == [] and summary["planning"]["skipped_for_wall_time"]
