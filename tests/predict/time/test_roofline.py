@@ -168,3 +168,14 @@ def test_cli_calibrate_then_estimate(tmp_path: Path) -> None:
         from lorabench.predict.time.calibrate import calibrate_from_runs
 
         calibrate_from_runs(tmp_path / "empty")
+
+
+@pytest.mark.slow
+def test_simulate_engine_agrees_with_formula_on_tiny() -> None:
+    spec = RunSpec.model_validate(
+        {"model": "tiny", "micro_batch": 2, "seq_len": 128, "grad_ckpt": True, "hardware": {"gpu": "H200"}}
+    )
+    traced = predict_step(spec, engine="simulate")
+    closed = predict_step(spec)
+    assert traced.engine == "simulate" and closed.engine == "formula"
+    assert traced.step_s == pytest.approx(closed.step_s, rel=0.15)
