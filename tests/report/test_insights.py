@@ -97,3 +97,21 @@ def test_vram_tiers_come_from_the_catalog() -> None:
     tiers = vram_tiers()
     assert [t.label for t in tiers] == ["16 GB", "24 GB", "32 GB", "40 GB", "48 GB", "80 GB", "141 GB", "180 GB"]
     assert "T4" in tiers[0].gpus and tiers[0].vram_bytes == 16 * 2**30
+
+
+def test_predicted_hours_against_published_hours_say_what_is_known() -> None:
+    from lorabench.cost.scenario import CostRow
+    from lorabench.report.insights import PUBLISHED_GAP_NOTE
+
+    predicted = CostRow(
+        name="LoRA (predicted)",
+        kind="self_hosted",
+        time_s=20 * 3600.0,
+        provenance={"time_s": {"interval_s": [18 * 3600.0, 22 * 3600.0]}},
+    )
+    far = CostRow(name="LoRA (FinLoRA, measured)", kind="self_hosted", time_s=14.9 * 3600)
+    near = CostRow(name="LoRA (other, measured)", kind="self_hosted", time_s=21 * 3600.0)
+    texts = [i.text for i in compute_insights(None, [predicted, far, near]) if "predicted 20.0 h" in i.text]
+    assert len(texts) == 2
+    assert PUBLISHED_GAP_NOTE in texts[0] and "FinLoRA, measured 14.9 h" in texts[0]
+    assert texts[1].endswith("(inside the band).")

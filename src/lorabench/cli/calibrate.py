@@ -57,7 +57,8 @@ def calibrate_command(
     summary = record["summary"]
     low, high = summary["band_80_relative"]
     console.print(
-        f"median |error| {100 * summary['median_abs_relative_error']:.1f}% · max {100 * summary['max_abs_relative_error']:.1f}%"
+        f"median |error| {100 * summary['median_abs_relative_error']:.1f}% · "
+        f"max {100 * summary['max_abs_relative_error']:.1f}%"
         f" · 80% band {100 * low:+.1f}% .. {100 * high:+.1f}%"
     )
     for line in skipped:

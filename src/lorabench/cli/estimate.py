@@ -182,8 +182,9 @@ def render_estimate(record: dict[str, Any], console: Console) -> None:
             f"{name} {value / 3600:,.2f} h" for name, value in record["predicted_time_breakdown_s"].items() if value > 0
         )
         console.print(
-            f"predicted time: {record['predicted_time_s'] / 3600:,.2f} h (80% band {low / 3600:,.2f}-{high / 3600:,.2f} h) "
-            f"for {t['tokens']:,} tokens on {t['step']['gpus']}×{t['step']['gpu']} · {t['step']['tokens_per_s']:,.0f} tokens/s"
+            f"predicted time: {record['predicted_time_s'] / 3600:,.2f} h "
+            f"(80% band {low / 3600:,.2f}-{high / 3600:,.2f} h) for {t['tokens']:,} tokens on "
+            f"{t['step']['gpus']}×{t['step']['gpu']} · {t['step']['tokens_per_s']:,.0f} tokens/s"
         )
         console.print(f"  time by part: {parts}")
         console.print(f"  [dim]{t['step']['provenance']}[/dim]")

@@ -222,8 +222,10 @@ def _load_calibration(path: Path, kind: Any) -> Any:
 
 
 def _predicted_time(row: SelfHosted, scenario: Scenario, tokens: int) -> tuple[float, str, int, dict[str, Any]]:
-    """Predicted wall time of the whole job for a ``spec:`` row (roofline engine; flops engine if the row fixes
-    an ``efficiency``)."""
+    """Predicted wall time of the whole job for a ``spec:`` row.
+
+    The roofline engine, or the flops engine when the row fixes an ``efficiency``.
+    """
     from lorabench.spec import load_spec, parse_spec
 
     spec = parse_spec(row.spec, f"self_hosted {row.name}.spec") if isinstance(row.spec, dict) else load_spec(row.spec)

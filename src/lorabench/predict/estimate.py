@@ -2,7 +2,8 @@
 
 It holds the exact parameter and weight-size accounting, the peak memory of a training step by one of two
 engines (``simulate``: the real step on fake tensors, seconds; ``formula``: closed form fitted to the
-simulation, microseconds) with device totals, and the time predicted by the roofline engine (:mod:`lorabench.predict.time.roofline`).
+simulation, microseconds) with device totals, and the time predicted by the roofline engine
+(:mod:`lorabench.predict.time.roofline`).
 """
 
 from __future__ import annotations

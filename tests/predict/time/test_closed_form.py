@@ -32,7 +32,11 @@ def _spec(**kw: object) -> RunSpec:
 
 CASES = {
     "16bit-ckpt": {},
-    "16bit-nockpt-all-linear": {"grad_ckpt": False, "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "grad_accum": 2},
+    "16bit-nockpt-all-linear": {
+        "grad_ckpt": False,
+        "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "grad_accum": 2,
+    },
     "4bit": {"method": "qlora", "bits": 4},
     "8bit": {"bits": 8},
 }

@@ -56,7 +56,9 @@ def run_from_record(record: dict[str, Any], name: str = "") -> tuple[FitRun | No
         return None, "not a GPU run (a CPU has no datasheet peak to calibrate against)"
     per_rank = record.get("per_rank") or []
     counts = [r.get("rank_counts") for r in per_rank]
-    if not counts or not all(isinstance(c, dict) and c.get("counted_time_s") and c.get("counted_steps") for c in counts):
+    if not counts or not all(
+        isinstance(c, dict) and c.get("counted_time_s") and c.get("counted_steps") for c in counts
+    ):
         return None, "no counted steps"
     names = (record.get("environment") or {}).get("device_names") or []
     try:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from lorabench.models import ResolvedModel, resolve_model
 from lorabench.predict.time.flops import _Adapter, _config_int, _graph, _layer_windows, _Linear
-from lorabench.predict.time.ops import Op, StepOps, aggregate
+from lorabench.predict.time.ops import Op, OpClass, StepOps, aggregate
 from lorabench.predict.time.trace import ATTENTION_BACKWARD_FACTOR
 from lorabench.spec import RunSpec
 
@@ -106,12 +106,15 @@ def _linear_ops(lin: _Linear, tokens: int, bits: int, act: int, lm_head: bool) -
     small = min(tokens, n, k)
     x, y = float(tokens * k), float(tokens * n)
     if lm_head or bits == 16:
-        cls = "matmul_fp32" if act == 4 else "matmul_bf16"
+        cls: OpClass = "matmul_fp32" if act == 4 else "matmul_bf16"
         w = act * n * k
         fwd = [Op(cls, flops, act * (x + y) + w, small, name="mm")]
         bwd = [Op(cls, flops, act * (x + y) + w, small, name="mm")]
         return fwd, bwd
-    casts = [Op("elementwise", 0.0, x * (act + 2), name="_to_copy"), Op("elementwise", 0.0, y * (2 + act), name="_to_copy")]
+    casts = [
+        Op("elementwise", 0.0, x * (act + 2), name="_to_copy"),
+        Op("elementwise", 0.0, y * (2 + act), name="_to_copy"),
+    ]
     if bits == 4:
         from lorabench.predict.memory.simulation.bnb import _gemm_4bit_dequantizes
 
@@ -135,7 +138,7 @@ def _linear_ops(lin: _Linear, tokens: int, bits: int, act: int, lm_head: bool) -
         Op("dequant", 0.0, 6 * y + 4.0 * (tokens + n), name="int8_mm_dequant"),
     ]
     # backward (bitsandbytes' MatMul8bitLt): the int8 weight copied to the input's dtype, scaled, one matmul
-    mm_cls = "matmul_fp32" if act == 4 else "matmul_bf16"
+    mm_cls: OpClass = "matmul_fp32" if act == 4 else "matmul_bf16"
     bwd = [
         Op("dequant", 0.0, (1.0 + act) * n * k, name="_to_copy"),
         Op("elementwise", 0.0, 8.0 * n, launches=2.0, name="mul"),
@@ -194,7 +197,7 @@ def _dora_ops(a: _Adapter, tokens: int, bits: int) -> list[Op]:
 def _attention_ops(s: _Shape, batch: int, seq: int, act: int, window: int | None) -> tuple[list[Op], list[Op]]:
     keys = seq if window is None else min(seq, window)
     h, d = s.heads, s.head_dim
-    if act == 2 or s.kv_heads == s.heads and act == 4:
+    if act == 2 or (s.kv_heads == s.heads and act == 4):
         flops = 4.0 * batch * h * seq * keys * d * (0.5 if window is None or seq <= window else 1.0)
         q = float(batch * h * seq * d * act)
         kv = float(2 * batch * s.kv_heads * keys * d * act)
@@ -299,7 +302,7 @@ def formula_step_ops(spec: RunSpec, model: ResolvedModel | None = None) -> StepO
         name="adamw_foreach",
     )
     return StepOps(
-        ops=aggregate(per_pass, float(spec.grad_accum)) + (optimizer,),
+        ops=(*aggregate(per_pass, float(spec.grad_accum)), optimizer),
         tokens=tokens * spec.grad_accum,
         micro_batches=spec.grad_accum,
         engine="formula",

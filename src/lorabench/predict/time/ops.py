@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["OP_CLASSES", "MATMUL_CLASSES", "Op", "OpClass", "StepOps", "aggregate"]
+__all__ = ["MATMUL_CLASSES", "OP_CLASSES", "Op", "OpClass", "StepOps", "aggregate"]
 
 OpClass = Literal["matmul_bf16", "matmul_fp32", "matmul_int8", "attention", "dequant", "elementwise", "optimizer"]
 OP_CLASSES: tuple[OpClass, ...] = (

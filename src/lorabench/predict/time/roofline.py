@@ -399,7 +399,9 @@ def predict_step(
         f"(fitted on {fitted_on}); 80% band from the fit's residuals"
     )
     if cal.gpus and gpu_spec.key not in cal.gpus:
-        provenance += f"; EXTRAPOLATED to {gpu_spec.key}: the band is the fitting GPU's and likely understates the error"
+        provenance += (
+            f"; EXTRAPOLATED to {gpu_spec.key}: the band is the fitting GPU's and likely understates the error"
+        )
     if gpus > 1:
         provenance += "; + exposed communication (predict/time/comms.py)"
     return StepTime(
