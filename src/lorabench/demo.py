@@ -3,8 +3,9 @@
 1. Measure LoRA, QLoRA (4-bit), DoRA, rsLoRA and 8-bit LoRA on ``tiny`` with a built-in synthetic finance
    dataset (real transformers + PEFT + bitsandbytes runs; CUDA when present).
 2. Predict the seed's memory table for Llama-3.1-8B: r8 and r4 on q/k/v x 16/8/4-bit x batch 4 and 8.
-3. Cost a FinLoRA-sized job (Llama-3.1-8B on 4 x A5000, predicted hours; FinLoRA's published hours beside
-   them) against GPT-4o-mini, a Gemini service and the BloombergGPT reference.
+3. Cost a FinLoRA-sized job (Llama-3.1-8B on 4 x A5000, hours predicted by the roofline time engine with
+   their 80% band; FinLoRA's published hours beside them, and the report says what is known where they
+   differ) against GPT-4o-mini, a Gemini service and the BloombergGPT reference.
 4. Write the report (Markdown, reST, CSV, JSON, HTML, plots) from those records.
 """
 

@@ -9,7 +9,7 @@ import pytest
 import lorabench.hardware
 from lorabench.errors import CatalogError
 from lorabench.hardware import GpuSpec, gpu_catalog, resolve_gpu
-from lorabench.hardware.catalog import load_gpu_file
+from lorabench.hardware.catalog import INTERCONNECTS, load_gpu_file
 
 GIB = 2**30
 
@@ -18,15 +18,18 @@ REQUIRED = [
     "A6000",
     "RTX3090",
     "RTX4090",
+    "RTX5090",
     "L4",
     "T4",
     "A10G",
     "L40S",
     "A100-40GB",
     "A100-80GB",
+    "A100-80GB-PCIe",
     "H100-SXM",
     "H100-PCIe",
     "H200",
+    "B200",
 ]
 
 GOOD_ENTRY = """\
@@ -34,7 +37,11 @@ GOOD_ENTRY = """\
     aliases: [TG 1]
     vram_bytes: 1073741824
     bf16_dense_tflops: 10.5
+    int8_dense_tops: 21
+    sm_count: 8
     memory_bandwidth_gbps: 100
+    interconnect: pcie4
+    interconnect_gbps: 32
     tdp_w: 75
     source: https://example.com/datasheet.pdf
     checked: "2026-11-28"
@@ -60,9 +67,11 @@ def test_every_required_gpu_is_present_and_complete() -> None:
         assert isinstance(spec, GpuSpec)
         assert spec.key == key
         assert spec.source.startswith("https://")
-        assert spec.checked == dt.date(2026, 11, 28)
+        assert spec.checked == dt.date(2026, 12, 1)
         assert spec.vram_bytes > 0 and spec.bf16_dense_tflops > 0
         assert spec.memory_bandwidth_gbps > 0 and spec.tdp_w > 0
+        assert spec.int8_dense_tops >= spec.bf16_dense_tflops
+        assert spec.sm_count > 0 and spec.interconnect in INTERCONNECTS and spec.interconnect_gbps > 0
 
 
 @pytest.mark.parametrize(
@@ -86,6 +95,10 @@ def test_every_required_gpu_is_present_and_complete() -> None:
         ("Tesla T4", "T4"),
         (" l40s ", "L40S"),
         ("a10g", "A10G"),
+        ("RTX 5090", "RTX5090"),
+        ("A100 PCIe", "A100-80GB-PCIe"),
+        ("B200", "B200"),
+        ("HGX B200", "B200"),
     ],
 )
 def test_names_and_aliases_resolve(name: str, key: str) -> None:
@@ -145,6 +158,35 @@ def test_dense_figures_are_not_sparse_ones() -> None:
         assert c[key].note, f"{key} needs a note saying which figure was used"
 
 
+def test_geforce_bf16_is_the_fp32_accumulate_rate() -> None:
+    c = gpu_catalog()
+    # Whitepaper FP32-accumulate figures: half the FP16-accumulate ones (142, 330.3, 419 dense).
+    assert c["RTX3090"].bf16_dense_tflops == 71
+    assert c["RTX4090"].bf16_dense_tflops == pytest.approx(330.3 / 2, abs=0.1)
+    assert c["RTX5090"].bf16_dense_tflops == pytest.approx(419 / 2)
+    for key in ("RTX3090", "RTX4090", "RTX5090"):
+        assert "fp32 accumulate" in (c[key].note or "").lower().replace("-", " ")
+
+
+def test_int8_sm_and_interconnect_figures() -> None:
+    c = gpu_catalog()
+    assert c["H100-SXM"].int8_dense_tops == pytest.approx(3958 / 2)
+    assert c["L40S"].int8_dense_tops == 733
+    assert c["A100-80GB"].int8_dense_tops == 2 * c["A100-80GB"].bf16_dense_tflops
+    assert c["T4"].int8_dense_tops == 130
+    assert (c["A100-80GB"].sm_count, c["H100-SXM"].sm_count, c["RTX4090"].sm_count) == (108, 132, 128)
+    # NVLink parts: the bidirectional datasheet figure halved; PCIe parts: the x16 link per direction.
+    assert (c["A100-80GB"].interconnect, c["A100-80GB"].interconnect_gbps) == ("nvlink3", 300)
+    assert (c["H100-SXM"].interconnect, c["H100-SXM"].interconnect_gbps) == ("nvlink4", 450)
+    assert (c["H200"].interconnect, c["H200"].interconnect_gbps) == ("nvlink4", 450)
+    assert (c["B200"].interconnect, c["B200"].interconnect_gbps) == ("nvlink5", 900)
+    assert (c["H100-PCIe"].interconnect, c["H100-PCIe"].interconnect_gbps) == ("pcie5", 64)
+    assert (c["RTX5090"].interconnect, c["RTX5090"].interconnect_gbps) == ("pcie5", 64)
+    assert (c["T4"].interconnect, c["T4"].interconnect_gbps) == ("pcie3", 16)
+    for key in ("A5000", "A6000", "RTX3090", "RTX4090", "L4", "A10G", "L40S", "A100-80GB-PCIe"):
+        assert (c[key].interconnect, c[key].interconnect_gbps) == ("pcie4", 32), key
+
+
 def test_spec_is_frozen() -> None:
     spec = resolve_gpu("a5000")
     with pytest.raises(ValueError):
@@ -173,6 +215,12 @@ def test_good_user_file_loads(tmp_path: Path) -> None:
         (lambda e: e.replace("tdp_w: 75", "tdp_w: -75"), "tdp_w", "greater than 0"),
         (lambda e: e.replace("memory_bandwidth_gbps: 100", "memory_bandwidth_gbps: .nan"), "memory_bandwidth", ""),
         (lambda e: e + "colour: green\n", "colour", "Extra inputs"),
+        (lambda e: e.replace("int8_dense_tops: 21\n", ""), "int8_dense_tops", "required"),
+        (lambda e: e.replace("sm_count: 8\n", ""), "sm_count", "required"),
+        (lambda e: e.replace("sm_count: 8", "sm_count: 8.5"), "sm_count", "valid integer"),
+        (lambda e: e.replace("interconnect: pcie4\n", ""), "interconnect", "required"),
+        (lambda e: e.replace("interconnect: pcie4", "interconnect: infiniband"), "interconnect", "'nvlink4'"),
+        (lambda e: e.replace("interconnect_gbps: 32\n", ""), "interconnect_gbps", "required"),
     ],
 )
 def test_bad_user_file_names_file_entry_and_field(tmp_path: Path, edit: object, field: str, why: str) -> None:

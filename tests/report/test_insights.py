@@ -40,7 +40,7 @@ def test_seed_insights_are_built_from_the_figures(tmp_path: Path) -> None:
     assert "(+0.0% to +4.7%) across 6 configurations; most for r8-8bit (11.41 GB (p) → 11.81 GB (p))" in batch
     vram = texts(found, "vram")
     assert (
-        "Llama-3.1-8B-r8-16bit needs 30.91 GB at batch 4 (measured peak allocated): fits 40 GB cards (A100-40GB) "
+        "Llama-3.1-8B-r8-16bit needs 30.91 GB at batch 4 (measured peak allocated): fits 32 GB cards (RTX5090) "
         "and every larger tier, not 16 GB or 24 GB." in vram
     )
     # the predicted device total (peak + 0.6 GB in the synthetic records) decides the fit, and says so
@@ -59,7 +59,7 @@ def test_insights_change_with_the_numbers(tmp_path: Path) -> None:
     assert "going from r4 to r16 changes peak memory by +3.00 GB at 16-bit (batch 4)" in rank
     assert "18.68% of the 16.06 GB" in rank
     vram = texts(found, "vram")
-    assert vram[0].startswith("Llama-3.1-8B-r16-16bit needs 26.00 GB at batch 4 (predicted device total): fits 40 GB")
+    assert vram[0].startswith("Llama-3.1-8B-r16-16bit needs 26.00 GB at batch 4 (predicted device total): fits 32 GB")
     assert vram[1].startswith("Llama-3.1-8B-r4-16bit needs 21.00 GB at batch 4 (predicted device total): fits 24 GB")
 
 
@@ -90,10 +90,28 @@ def test_measured_reserved_decides_the_fit_and_oom_is_told(tmp_path: Path) -> No
 def test_too_big_for_any_card(tmp_path: Path) -> None:
     syn.write(tmp_path, "a.json", syn.estimate(peak=300 * GB, device_total=301 * GB))
     (row, _) = texts(insights(tmp_path), "vram")
-    assert "more than one card of any catalog tier holds (largest 141 GB, H200)" in row
+    assert "more than one card of any catalog tier holds (largest 180 GB, B200)" in row
 
 
 def test_vram_tiers_come_from_the_catalog() -> None:
     tiers = vram_tiers()
-    assert [t.label for t in tiers] == ["16 GB", "24 GB", "40 GB", "48 GB", "80 GB", "141 GB"]
+    assert [t.label for t in tiers] == ["16 GB", "24 GB", "32 GB", "40 GB", "48 GB", "80 GB", "141 GB", "180 GB"]
     assert "T4" in tiers[0].gpus and tiers[0].vram_bytes == 16 * 2**30
+
+
+def test_predicted_hours_against_published_hours_say_what_is_known() -> None:
+    from lorabench.cost.scenario import CostRow
+    from lorabench.report.insights import PUBLISHED_GAP_NOTE
+
+    predicted = CostRow(
+        name="LoRA (predicted)",
+        kind="self_hosted",
+        time_s=20 * 3600.0,
+        provenance={"time_s": {"interval_s": [18 * 3600.0, 22 * 3600.0]}},
+    )
+    far = CostRow(name="LoRA (FinLoRA, measured)", kind="self_hosted", time_s=14.9 * 3600)
+    near = CostRow(name="LoRA (other, measured)", kind="self_hosted", time_s=21 * 3600.0)
+    texts = [i.text for i in compute_insights(None, [predicted, far, near]) if "predicted 20.0 h" in i.text]
+    assert len(texts) == 2
+    assert PUBLISHED_GAP_NOTE in texts[0] and "FinLoRA, measured 14.9 h" in texts[0]
+    assert texts[1].endswith("(inside the band).")

@@ -1,4 +1,4 @@
-"""``lorabench calibrate RESULTS_DIR``: fit the time engine's efficiency to measured GPU runs."""
+"""``lorabench calibrate RESULTS_DIR...``: refit the roofline time engine's constants to measured GPU runs."""
 
 from __future__ import annotations
 
@@ -15,37 +15,52 @@ __all__ = ["calibrate_command"]
 
 def calibrate_command(
     results: Annotated[
-        Path, typer.Argument(help="Folder with lorabench run records (result.json), searched recursively.")
+        list[Path], typer.Argument(help="Folder(s) with lorabench run records (result.json), searched recursively.")
     ],
     out: Annotated[
-        Path | None, typer.Option(help="Where to write the calibration (default RESULTS/calibration.json).")
+        Path | None, typer.Option(help="Where to write the calibration (default FIRST_RESULTS/calibration.json).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the calibration as JSON.")] = False,
 ) -> None:
-    """Fit achieved/peak FLOP/s per base bit width so predicted time tracks measured time on your hardware."""
+    """Refit the roofline time engine's constants so predicted step time tracks your measured runs."""
     from lorabench.predict.time.calibrate import CALIBRATION_NAME, calibrate_from_runs
     from lorabench.records import write_json_atomic
 
     calibration, skipped = calibrate_from_runs(results)
-    target = out or results / CALIBRATION_NAME
-    write_json_atomic(target, calibration.to_dict())
+    target = out or results[0] / CALIBRATION_NAME
+    record = calibration.to_dict()
+    write_json_atomic(target, record)
     if as_json:
-        typer.echo(json.dumps(calibration.to_dict(), indent=2))
+        typer.echo(json.dumps(record, indent=2))
         return
     console = Console()
-    table = Table(title=f"Time-engine calibration from {results}")
-    for col in ("base bits", "runs", "efficiency (achieved / datasheet peak)", "worst |error| after fit"):
-        table.add_column(col, justify="right")
-    for bits, eff in sorted(calibration.efficiency_by_bits.items()):
-        errors: list[float] = list(calibration.relative_errors_by_bits.get(bits) or [])
-        worst = max((abs(e) for e in errors), default=None)
+    consts = Table(title=f"Roofline constants fitted on {calibration.source}")
+    consts.add_column("constant")
+    consts.add_column("value", justify="right")
+    for name, value in record["constants"].items():
+        consts.add_row(name, f"{value:.4g}")
+    console.print(consts)
+    table = Table(title="Per-run fit (step = one optimizer step)")
+    for col in ("run", "GPU", "bits", "batch x seq", "measured s/step", "predicted s/step", "error"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    for r in calibration.residuals:
         table.add_row(
-            str(bits),
-            str(calibration.runs_by_bits.get(bits)),
-            f"{eff:.3f}",
-            "n/a" if worst is None else f"{100 * worst:.1f}%",
+            Path(r.record).name,
+            r.gpu,
+            str(r.bits),
+            f"{r.micro_batch} x {r.seq_len}",
+            f"{r.measured_step_s:.3f}",
+            f"{r.predicted_step_s:.3f}",
+            f"{100 * r.relative_error:+.1f}%",
         )
     console.print(table)
+    summary = record["summary"]
+    low, high = summary["band_80_relative"]
+    console.print(
+        f"median |error| {100 * summary['median_abs_relative_error']:.1f}% · "
+        f"max {100 * summary['max_abs_relative_error']:.1f}%"
+        f" · 80% band {100 * low:+.1f}% .. {100 * high:+.1f}%"
+    )
     for line in skipped:
         console.print(f"[dim]left out: {line}[/dim]")
     console.print(f"written: {target} (use: lorabench estimate ... --calibration {target})")

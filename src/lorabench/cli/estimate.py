@@ -182,10 +182,17 @@ def render_estimate(record: dict[str, Any], console: Console) -> None:
         console.print(f"[dim]{len(record['warnings'])} library warning(s) kept in the record (--json: warnings)[/dim]")
     if "predicted_time_s" in record:
         t = record["time"]
-        console.print(
-            f"predicted time: {record['predicted_time_s'] / 3600:,.2f} h for {t['tokens']:,} tokens on "
-            f"{t['gpus']}×{t['gpu']} (flops engine, efficiency {t['efficiency']:.3f}: {t['efficiency_source']})"
+        low, high = record["predicted_time_interval_s"]
+        parts = " · ".join(
+            f"{name} {value / 3600:,.2f} h" for name, value in record["predicted_time_breakdown_s"].items() if value > 0
         )
+        console.print(
+            f"predicted time: {record['predicted_time_s'] / 3600:,.2f} h "
+            f"(80% band {low / 3600:,.2f}-{high / 3600:,.2f} h) for {t['tokens']:,} tokens on "
+            f"{t['step']['gpus']}×{t['step']['gpu']} · {t['step']['tokens_per_s']:,.0f} tokens/s"
+        )
+        console.print(f"  time by part: {parts}")
+        console.print(f"  [dim]{t['step']['provenance']}[/dim]")
 
 
 def _render_memory(record: dict[str, Any], console: Console) -> None:

@@ -212,9 +212,20 @@ def _read_run_record(path: Path) -> dict[str, Any]:
     return record
 
 
+def _load_calibration(path: Path, kind: Any) -> Any:
+    try:
+        return kind.from_dict(json.loads(path.read_text("utf-8")), source=str(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not a lorabench calibration ({exc})") from None
+
+
 def _predicted_time(row: SelfHosted, scenario: Scenario, tokens: int) -> tuple[float, str, int, dict[str, Any]]:
-    """Predicted wall time of the whole job for a ``spec:`` row (flops engine)."""
-    from lorabench.predict.time.efficiency import Calibration, predict_time
+    """Predicted wall time of the whole job for a ``spec:`` row.
+
+    The roofline engine, or the flops engine when the row fixes an ``efficiency``.
+    """
     from lorabench.spec import load_spec, parse_spec
 
     spec = parse_spec(row.spec, f"self_hosted {row.name}.spec") if isinstance(row.spec, dict) else load_spec(row.spec)
@@ -223,28 +234,43 @@ def _predicted_time(row: SelfHosted, scenario: Scenario, tokens: int) -> tuple[f
         raise ConfigError(f"{row.name}: give the gpu the prediction is for")
     count = row.count or spec.hardware.count
     epochs = scenario.epochs or spec.epochs
+    job_tokens = round(tokens * epochs)
+    note = "tokens as given (padding not counted): padding to the sequence length adds compute"
+    if row.efficiency is not None:
+        from lorabench.predict.time.efficiency import predict_time as flops_time
+
+        flops = flops_time(spec, job_tokens, gpu, gpus=count, efficiency=row.efficiency)
+        prov_flops = {
+            "kind": "predicted",
+            "engine": flops.engine,
+            "tokens": flops.tokens,
+            "epochs": epochs,
+            "efficiency": flops.efficiency,
+            "efficiency_source": flops.efficiency_source,
+            "flops_total": flops.flops_total,
+            "note": note,
+        }
+        return flops.time_s, gpu, count, prov_flops
+    from lorabench.predict.time.roofline import RooflineCalibration, predict_time
+
     calibration = None
     if scenario.calibration is not None:
-        try:
-            calibration = Calibration.from_dict(
-                json.loads(scenario.calibration.read_text("utf-8")), source=str(scenario.calibration)
-            )
-        except ConfigError as exc:
-            raise ConfigError(f"{scenario.calibration}: {exc}") from None
-        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
-            raise ConfigError(f"{scenario.calibration}: not a lorabench calibration ({exc})") from None
-    prediction = predict_time(
-        spec, round(tokens * epochs), gpu, gpus=count, efficiency=row.efficiency, calibration=calibration
-    )
+        calibration = _load_calibration(scenario.calibration, RooflineCalibration)
+    hardware = spec.hardware.model_copy(update={"gpu": gpu, "count": count})
+    update: dict[str, Any] = {"hardware": hardware}
+    if count > 1 and spec.parallelism == "single":
+        update["parallelism"] = "ddp"  # a row's count with a single-GPU spec: data parallel
+    prediction = predict_time(spec.model_copy(update=update), job_tokens, gpu, calibration=calibration)
+    low, high = prediction.interval_s
     prov = {
         "kind": "predicted",
-        "engine": prediction.engine,
-        "tokens": prediction.tokens,
+        "engine": "roofline",
+        "tokens": job_tokens,
         "epochs": epochs,
-        "efficiency": prediction.efficiency,
-        "efficiency_source": prediction.efficiency_source,
-        "flops_total": prediction.flops_total,
-        "note": "tokens as given (padding not counted): padding to the sequence length adds compute",
+        "interval_s": [low, high],
+        "breakdown_s": dict(prediction.breakdown_s),
+        "provenance": prediction.step.provenance,
+        "note": f"80% band {low / 3600:.2f}-{high / 3600:.2f} h; {note}",
     }
     return prediction.time_s, gpu, count, prov
 

@@ -1,10 +1,14 @@
 """GPU hardware catalog: datasheet facts for well-known GPUs, and resolving a GPU name.
 
 Each entry records what the vendor's datasheet says: memory (``vram_bytes``), dense bf16 tensor
-throughput without sparsity (``bf16_dense_tflops``), memory bandwidth (``memory_bandwidth_gbps``, in
-GB/s = 1e9 bytes/s), board power (``tdp_w``), the URL the figures came from (``source``) and the date
-they were checked (``checked``). The packaged file is ``hardware/catalog/gpus.yaml``; users can validate
-their own files in the same schema with :func:`load_gpu_file`.
+throughput with FP32 accumulate and without sparsity (``bf16_dense_tflops``), dense int8 tensor
+throughput (``int8_dense_tops``), the number of streaming multiprocessors (``sm_count``), memory
+bandwidth (``memory_bandwidth_gbps``, in GB/s = 1e9 bytes/s), the link between GPUs
+(``interconnect``, with its per-GPU unidirectional bandwidth ``interconnect_gbps``), board power
+(``tdp_w``), the URL the figures came from (``source``) and the date they were checked
+(``checked``). The packaged file is ``hardware/catalog/gpus.yaml``; users can validate their own
+files in the same schema with :func:`load_gpu_file` (a missing field is one ``CatalogError`` line
+naming the file, the entry and the field).
 
 A GPU name resolves through the entry key or any alias, case-insensitively and ignoring spaces,
 dashes, underscores and a leading ``NVIDIA`` (so ``a5000``, ``RTX A5000`` and ``NVIDIA RTX A5000`` all
@@ -19,17 +23,22 @@ import re
 from collections.abc import Hashable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lorabench.errors import CatalogError
 
-__all__ = ["GpuSpec", "gpu_catalog", "load_gpu_file", "resolve_gpu"]
+__all__ = ["INTERCONNECTS", "GpuSpec", "Interconnect", "gpu_catalog", "load_gpu_file", "resolve_gpu"]
 
 _PACKAGED = "lorabench/hardware/catalog/gpus.yaml"
 _SEPARATORS = re.compile(r"[\s\-_]+")
+
+Interconnect = Literal["pcie3", "pcie4", "pcie5", "nvlink3", "nvlink4", "nvlink5"]
+"""The link GPUs of one machine exchange data over: a PCIe generation (x16) or an NVLink generation."""
+
+INTERCONNECTS: tuple[str, ...] = get_args(Interconnect)
 
 
 class GpuSpec(BaseModel):
@@ -40,9 +49,17 @@ class GpuSpec(BaseModel):
         display_name: Full product name.
         aliases: Other names that resolve to this entry.
         vram_bytes: Memory in bytes (see the header of ``gpus.yaml`` for GB versus GiB).
-        bf16_dense_tflops: Dense bf16 tensor throughput in TFLOPS, without sparsity; ``note`` says
-            which datasheet figure was used where the datasheet gives no plain dense bf16 figure.
+        bf16_dense_tflops: Dense bf16 tensor throughput in TFLOPS with FP32 accumulate (what
+            training uses), without sparsity; GeForce cards run FP32 accumulate at half their
+            FP16-accumulate rate, so their figure is the lower one. ``note`` says which datasheet
+            figure was used.
+        int8_dense_tops: Dense int8 tensor throughput in TOPS, without sparsity.
+        sm_count: Number of streaming multiprocessors.
         memory_bandwidth_gbps: Memory bandwidth in GB/s (1e9 bytes per second).
+        interconnect: The link between GPUs of one machine: ``nvlink*`` for SXM / NVLink parts,
+            the card's PCIe generation otherwise.
+        interconnect_gbps: Per-GPU unidirectional bandwidth of that link in GB/s (the datasheet's
+            bidirectional NVLink or PCIe figure halved), before protocol losses.
         tdp_w: Board power in watts.
         source: URL of the datasheet or product page the figures came from.
         checked: Date the figures were checked against ``source``.
@@ -56,7 +73,11 @@ class GpuSpec(BaseModel):
     aliases: tuple[str, ...] = ()
     vram_bytes: int = Field(gt=0, strict=True)
     bf16_dense_tflops: float = Field(gt=0, strict=True, allow_inf_nan=False)
+    int8_dense_tops: float = Field(gt=0, strict=True, allow_inf_nan=False)
+    sm_count: int = Field(gt=0, strict=True)
     memory_bandwidth_gbps: float = Field(gt=0, strict=True, allow_inf_nan=False)
+    interconnect: Interconnect
+    interconnect_gbps: float = Field(gt=0, strict=True, allow_inf_nan=False)
     tdp_w: float = Field(gt=0, strict=True, allow_inf_nan=False)
     source: str = Field(min_length=1)
     checked: dt.date

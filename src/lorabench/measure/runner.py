@@ -46,7 +46,15 @@ from lorabench.spec import RunSpec
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["PreparedData", "check_engine", "load_records", "prepare_data", "run_training"]
+__all__ = [
+    "PreparedData",
+    "check_engine",
+    "fsdp_plugin",
+    "fsdp_wrap_policy",
+    "load_records",
+    "prepare_data",
+    "run_training",
+]
 
 
 class PreparedData:
@@ -144,14 +152,70 @@ def _distributed() -> tuple[int, int, int]:
     )
 
 
-def check_engine(spec: RunSpec) -> None:
-    """Fail early when the spec needs an engine that is not installed.
+def check_engine(spec: RunSpec, cuda: bool | None = None) -> None:
+    """Fail early when the spec needs an engine that is not installed or a device that is not there.
+
+    Args:
+        spec: The run.
+        cuda: Whether the run has CUDA GPUs; None asks torch.
 
     Raises:
-        ConfigError: ZeRO requested without DeepSpeed.
+        ConfigError: ZeRO requested without DeepSpeed; FSDP requested without CUDA GPUs.
     """
     if spec.parallelism.startswith("zero") and importlib.util.find_spec("deepspeed") is None:
         raise ConfigError(f"parallelism {spec.parallelism} needs DeepSpeed (pip install deepspeed); use ddp without it")
+    if spec.parallelism.startswith("fsdp") and not (torch.cuda.is_available() if cuda is None else cuda):
+        raise ConfigError(
+            f"parallelism {spec.parallelism} needs CUDA GPUs: accelerate applies its FSDP plugin only to GPU "
+            "(and other accelerator) runs; a CPU/gloo run would silently be DDP. Use ddp on CPU"
+        )
+
+
+def fsdp_wrap_policy(module: torch.nn.Module, recurse: bool, nonwrapped_numel: int) -> bool:
+    """FSDP auto-wrap policy for a PEFT model: one unit per decoder layer and one per trainable leaf module.
+
+    Decoder layers are transformers' ``GradientCheckpointingLayer`` subclasses. The trainable leaves (LoRA A/B,
+    DoRA magnitudes, ``modules_to_save`` copies) get units of their own because FSDP flattens a unit's
+    parameters into one tensor of one dtype, and PEFT keeps adapters in fp32 beside a bf16 base (PEFT's
+    ``fsdp_auto_wrap_policy`` does the same).
+
+    Args:
+        module: The module FSDP asks about.
+        recurse: True when FSDP asks whether to descend into ``module``.
+        nonwrapped_numel: Parameters not yet wrapped (unused).
+
+    Returns:
+        Whether to descend (always) or to wrap ``module``.
+    """
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    if recurse:
+        return True
+    if isinstance(module, GradientCheckpointingLayer):
+        return True
+    weight = getattr(module, "weight", None)
+    leaf = next(module.children(), None) is None
+    return leaf and isinstance(weight, torch.nn.Parameter) and weight.requires_grad
+
+
+def fsdp_plugin(spec: RunSpec) -> Any:
+    """Accelerate's FSDP plugin for ``fsdp_full_shard`` / ``fsdp_shard_grad_op`` (+ ``fsdp_offload``).
+
+    FSDP1 with ``use_orig_params`` (frozen and trainable parameters share units), :func:`fsdp_wrap_policy`,
+    no prefetch (accelerate's default), and a full state dict.
+    """
+    from accelerate import FullyShardedDataParallelPlugin
+
+    strategy = {"fsdp_full_shard": "FULL_SHARD", "fsdp_shard_grad_op": "SHARD_GRAD_OP"}[spec.parallelism]
+    return FullyShardedDataParallelPlugin(
+        fsdp_version=1,
+        sharding_strategy=strategy,
+        cpu_offload=spec.fsdp_offload,
+        use_orig_params=True,
+        auto_wrap_policy=fsdp_wrap_policy,
+        state_dict_type="FULL_STATE_DICT",
+        sync_module_states=False,
+    )
 
 
 def _accelerator(spec: RunSpec, cpu: bool) -> Any:
@@ -163,6 +227,9 @@ def _accelerator(spec: RunSpec, cpu: bool) -> Any:
         from accelerate import DeepSpeedPlugin
 
         plugin = DeepSpeedPlugin(zero_stage=int(spec.parallelism[-1]), gradient_accumulation_steps=spec.grad_accum)
+    if spec.parallelism.startswith("fsdp"):
+        check_engine(spec, cuda=not cpu)
+        return Accelerator(cpu=cpu, fsdp_plugin=fsdp_plugin(spec))
     return Accelerator(cpu=cpu, deepspeed_plugin=plugin)
 
 
@@ -258,7 +325,10 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
             metrics = tracker.metrics
     per_rank = gather_metrics(metrics, world)
     adapter_bytes = None
-    if status == "ok" and rank == 0 and accelerator is not None:
+    # Not under FSDP: rank 0's parameters are views of its shard, and PEFT 0.21 drops every key of a gathered full
+    # state dict (its key filter walks named_modules, which carry FSDP's wrapper prefix), so no adapter file is
+    # written there and adapter_file_bytes stays null.
+    if status == "ok" and rank == 0 and accelerator is not None and not spec.parallelism.startswith("fsdp"):
         adapter_dir = options.out / "adapter"
         unwrapped = accelerator.unwrap_model(model)
         for config in unwrapped.peft_config.values():

@@ -2,7 +2,8 @@
 
 It holds the exact parameter and weight-size accounting, the peak memory of a training step by one of two
 engines (``simulate``: the real step on fake tensors, seconds; ``formula``: closed form fitted to the
-simulation, microseconds) with device totals, and the time predicted by the FLOPs engine.
+simulation, microseconds) with device totals, and the time predicted by the roofline engine
+(:mod:`lorabench.predict.time.roofline`).
 """
 
 from __future__ import annotations
@@ -137,18 +138,23 @@ def _time(spec: RunSpec, tokens: int, gpu: str, calibration: Path | None, model:
     import json
 
     from lorabench.errors import ConfigError
-    from lorabench.predict.time.efficiency import Calibration, predict_time
+    from lorabench.predict.time.roofline import RooflineCalibration, predict_time
 
     loaded = None
     if calibration is not None:
         try:
-            loaded = Calibration.from_dict(json.loads(calibration.read_text("utf-8")), source=str(calibration))
+            loaded = RooflineCalibration.from_dict(json.loads(calibration.read_text("utf-8")), source=str(calibration))
         except ConfigError as exc:
             raise ConfigError(f"{calibration}: {exc}") from None
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ConfigError(f"{calibration}: not a lorabench calibration ({exc})") from None
-    prediction = predict_time(spec, tokens, gpu, gpus=spec.hardware.count, calibration=loaded, model=model)
-    return {"predicted_time_s": prediction.time_s, "time": prediction.to_dict()}
+    prediction = predict_time(spec, tokens, gpu, model=model, calibration=loaded)
+    return {
+        "predicted_time_s": prediction.time_s,
+        "predicted_time_interval_s": list(prediction.interval_s),
+        "predicted_time_breakdown_s": dict(prediction.breakdown_s),
+        "time": prediction.to_json(),
+    }
 
 
 def estimate(

@@ -12,7 +12,7 @@ from lorabench.predict.memory.device import (
     fits_on_catalog_gpus,
     logits_bytes,
 )
-from lorabench.spec import parse_spec
+from lorabench.spec import RunSpec, parse_spec
 
 BREAKDOWN = {
     "weights": 10_000_000_000,
@@ -80,3 +80,54 @@ def test_zero3_shards_weights_and_gathers_two_layers() -> None:
 def test_fits_compares_the_total_with_each_card() -> None:
     fits = fits_on_catalog_gpus(20_000_000_000)
     assert fits["H200"] and fits["A5000"] and not fits["T4"]
+
+
+def _fsdp(parallelism: str, offload: bool = False) -> RunSpec:
+    return parse_spec(
+        {
+            "model": "llama-3.1-8b",
+            "parallelism": parallelism,
+            "fsdp_offload": offload,
+            "hardware": {"gpu": "A5000", "count": 4},
+        }
+    )
+
+
+def test_fsdp_full_shard_is_zero3_with_one_gathered_layer() -> None:
+    spec = _fsdp("fsdp_full_shard")
+    totals = device_totals(BREAKDOWN, spec, 32)
+    for name in ("weights", "adapter", "gradients", "optimizer_state"):
+        assert totals.breakdown[name] == math.ceil(BREAKDOWN[name] / 4), name
+    assert totals.breakdown["activations"] == BREAKDOWN["activations"]
+    assert totals.breakdown["fsdp_gathered"] == math.ceil(BREAKDOWN["weights"] / 32)
+    assert "zero3_gathered" not in totals.breakdown
+    assert any("root unit" in note for note in totals.notes)
+    with_root = device_totals(BREAKDOWN, spec, 32, root_param_bytes=2_000_000_000)
+    assert with_root.breakdown["fsdp_root_gathered"] == 2_000_000_000
+    assert with_root.peak_allocated_bytes == totals.peak_allocated_bytes + 2_000_000_000
+    assert totals.cpu_offload_bytes == 0 and totals.to_dict()["cpu_offload_bytes_per_gpu"] == 0
+
+
+def test_fsdp_shard_grad_op_is_zero2() -> None:
+    fsdp = device_totals(BREAKDOWN, _fsdp("fsdp_shard_grad_op"), 32)
+    zero2 = device_totals(BREAKDOWN, _fsdp("zero2"), 32)
+    assert fsdp.breakdown == zero2.breakdown
+    assert fsdp.breakdown["weights"] == BREAKDOWN["weights"]
+
+
+def test_fsdp_offload_moves_shards_to_the_cpu() -> None:
+    full = device_totals(BREAKDOWN, _fsdp("fsdp_full_shard", offload=True), 32)
+    shards = sum(math.ceil(BREAKDOWN[k] / 4) for k in ("weights", "quant_constants", "adapter", "gradients"))
+    assert full.cpu_offload_bytes == shards + math.ceil(BREAKDOWN["optimizer_state"] / 4)
+    for name in ("weights", "adapter", "gradients", "optimizer_state"):
+        assert name not in full.breakdown
+    assert full.breakdown["fsdp_gathered"] == math.ceil(BREAKDOWN["weights"] / 32)
+    assert full.peak_allocated_bytes == (
+        BREAKDOWN["activations"] + BREAKDOWN["temporaries"] + full.breakdown["fsdp_gathered"]
+    )
+    data = full.to_dict()
+    assert data["cpu_offload_bytes_total"] == 4 * full.cpu_offload_bytes
+    grad_op = device_totals(BREAKDOWN, _fsdp("fsdp_shard_grad_op", offload=True), 32)
+    assert grad_op.breakdown["weights"] == BREAKDOWN["weights"]  # gathered from forward through backward
+    assert "gradients" not in grad_op.breakdown and "optimizer_state" not in grad_op.breakdown
+    assert grad_op.cpu_offload_bytes == full.cpu_offload_bytes

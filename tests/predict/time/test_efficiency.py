@@ -175,16 +175,3 @@ def test_malformed_calibration_record() -> None:
         Calibration.from_dict({**record, "efficiency_by_bits": {"3": 0.5}})
     cal = Calibration.from_dict(record)
     assert replace(cal, source="x").source == "x"
-
-
-def test_priors_are_the_h200_calibration_in_the_repo() -> None:
-    from pathlib import Path
-
-    from lorabench.predict.time.calibrate import calibrate_from_runs
-
-    folder = Path(__file__).resolve().parents[3] / "results" / "gpu" / "h200-2026-11-28"
-    calibration, skipped = calibrate_from_runs(folder)
-    assert not skipped
-    assert calibration.runs_by_bits == {16: 4, 8: 4, 4: 6}
-    for bits, prior in PRIOR_EFFICIENCY_BY_BITS.items():
-        assert calibration.efficiency_by_bits[bits] == pytest.approx(prior, abs=0.0005)

@@ -53,6 +53,7 @@ class DeviceTotals:
     device_total_bytes: int
     notes: list[str] = field(default_factory=list)
     logits_bytes: int | None = None
+    cpu_offload_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with the provenance of the added terms."""
@@ -70,6 +71,8 @@ class DeviceTotals:
             "reserved_slack_bytes": self.reserved_slack_bytes,
             "cuda_context_bytes": self.cuda_context_bytes,
             "device_total_bytes": self.device_total_bytes,
+            "cpu_offload_bytes_per_gpu": self.cpu_offload_bytes,
+            "cpu_offload_bytes_total": self.cpu_offload_bytes * self.gpus,
             "notes": list(self.notes),
             "provenance": {
                 "reserved_slack_bytes": slack_rule,
@@ -89,6 +92,7 @@ def device_totals(
     num_layers: int,
     cuda: bool = True,
     logits: int | None = None,
+    root_param_bytes: int | None = None,
 ) -> DeviceTotals:
     """Apply the spec's parallelism to a single-GPU breakdown and add slack and context.
 
@@ -97,6 +101,14 @@ def device_totals(
     - ``zero1``: optimizer state sharded over the GPUs; ``zero2``: gradients too; ``zero3``: every parameter
       too (frozen base included), plus the gathered parameters of about two layers at a time (the one computing
       and the one prefetched).
+    - ``fsdp_shard_grad_op`` ~ ZeRO-2: optimizer state and gradients sharded; the parameters gathered in forward
+      stay gathered through backward, so the full weights are on every GPU at the peak.
+    - ``fsdp_full_shard`` ~ ZeRO-3: every parameter sharded, plus one decoder layer's gathered parameters
+      (accelerate's FSDP plugin defaults to no backward prefetch), plus the root unit (embeddings, head) gathered
+      for the whole step when ``root_param_bytes`` is given.
+    - ``fsdp_offload``: the parameter, gradient and optimizer-state shards live on the CPU (``cpu_offload_bytes``
+      per GPU, a separate figure); full shard keeps only the gathered layer(s) on the GPU, shard_grad_op keeps the
+      gathered weights (they stay gathered from forward through backward).
 
     Args:
         breakdown: Bytes per component at the single-GPU peak (weights, quant_constants, adapter, gradients,
@@ -106,6 +118,9 @@ def device_totals(
         cuda: False for a CPU prediction (no slack, no context).
         logits: Bytes of the fp32 logits tensor (:func:`logits_bytes`); the slack is at least
             ``LOGITS_SLACK_FACTOR`` times it. None: the fraction of the peak only.
+        root_param_bytes: FSDP full shard only: bytes of the parameters outside the decoder layers (embeddings,
+            final norm, head), which the root FSDP unit keeps gathered through the step. None: not counted
+            (a note says so).
 
     Returns:
         Per-GPU totals.
@@ -121,24 +136,48 @@ def device_totals(
     if spec.parallelism == "ddp" and n > 1:
         parts["ddp_buckets"] = parts.get("gradients", 0)
         notes.append("DDP: full replica per GPU, plus gradient buckets")
-    if spec.parallelism in ("zero1", "zero2", "zero3"):
+    mode = spec.parallelism
+    if mode in ("zero1", "zero2", "zero3", "fsdp_full_shard", "fsdp_shard_grad_op"):
         shard("optimizer_state")
-    if spec.parallelism in ("zero2", "zero3"):
+    if mode in ("zero2", "zero3", "fsdp_full_shard", "fsdp_shard_grad_op"):
         shard("gradients")
-    if spec.parallelism == "zero3":
-        full_weights = breakdown.get("weights", 0) + breakdown.get("quant_constants", 0)
+    full_weights = breakdown.get("weights", 0) + breakdown.get("quant_constants", 0)
+    if mode in ("zero3", "fsdp_full_shard"):
         for name in ("weights", "quant_constants", "adapter"):
             shard(name)
-        if n > 1:
-            parts["zero3_gathered"] = math.ceil(2 * full_weights / max(1, num_layers))
-            notes.append("ZeRO-3: parameters sharded; about two layers gathered at a time")
+    if mode == "zero3" and n > 1:
+        parts["zero3_gathered"] = math.ceil(2 * full_weights / max(1, num_layers))
+        notes.append("ZeRO-3: parameters sharded; about two layers gathered at a time")
+    if mode == "fsdp_full_shard" and n > 1:
+        parts["fsdp_gathered"] = math.ceil(full_weights / max(1, num_layers))
+        notes.append("FSDP full shard: parameters sharded; one decoder layer gathered at a time (no prefetch)")
+        if root_param_bytes is None:
+            notes.append("FSDP full shard: the root unit's gathered embeddings/head are not counted (size not given)")
+        else:
+            parts["fsdp_root_gathered"] = int(root_param_bytes)
+    if mode == "fsdp_shard_grad_op" and n > 1:
+        notes.append("FSDP shard_grad_op: optimizer state and gradients sharded; weights gathered through backward")
+    cpu_bytes = 0
+    if spec.fsdp_offload and mode.startswith("fsdp"):
+        moved = ["gradients", "optimizer_state"]
+        if mode == "fsdp_full_shard":
+            moved = ["weights", "quant_constants", "adapter", *moved]
+        else:  # shard_grad_op: the weight shards rest on the CPU, but the gathered weights stay on the GPU
+            cpu_bytes += sum(
+                math.ceil(breakdown.get(name, 0) / n) for name in ("weights", "quant_constants", "adapter")
+            )
+        for name in moved:
+            cpu_bytes += parts.pop(name, 0)
+        notes.append(f"fsdp_offload: {', '.join(moved)} shards on the CPU ({cpu_bytes:,} B per GPU), not on the GPU")
     peak = sum(parts.values())
     slack = (
         max(math.ceil(peak * RESERVED_SLACK_FRACTION), math.ceil(LOGITS_SLACK_FACTOR * (logits or 0))) if cuda else 0
     )
     context = CUDA_CONTEXT_BYTES if cuda else 0
     total = peak + slack + context
-    return DeviceTotals(spec.parallelism, n, parts, peak, slack, context, total, notes, logits if cuda else None)
+    return DeviceTotals(
+        spec.parallelism, n, parts, peak, slack, context, total, notes, logits if cuda else None, cpu_bytes
+    )
 
 
 def fits_on_catalog_gpus(device_total_bytes: int) -> dict[str, bool]:

@@ -1,1 +1,1 @@
-"""Time engines: FLOPs of the training step, efficiency/calibration and the roofline."""
+"""Time engines: the roofline (default), its op counts (closed form, or traced), and the older FLOPs engine."""

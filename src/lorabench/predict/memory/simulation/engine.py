@@ -237,6 +237,7 @@ def simulate(
     seq_len: int | None = None,
     *,
     padding: Padding = "padded",
+    op_recorder: contextlib.AbstractContextManager[Any] | None = None,
 ) -> SimResult:
     """Simulate two training steps of ``spec`` and return the peak of allocated bytes and its breakdown.
 
@@ -250,6 +251,8 @@ def simulate(
             ``lorabench measure`` collates -- the worst case: transformers then builds a 4-D mask and, for
             grouped-query attention, repeats the key/value heads for every query head, and CUDA uses the
             memory-efficient kernel instead of flash; ``packed``: every token real, no mask.
+        op_recorder: Optional hook for the time engine: a context manager entered innermost around the
+            simulated steps (:class:`lorabench.predict.time.trace.OpRecorder`), so it sees every operator first.
 
     Returns:
         The peak, its breakdown and phase, paged optimizer bytes and the wall time taken.
@@ -277,7 +280,7 @@ def simulate(
         tracker.track_all(qmaps, "optimizer_state")
         if workspace:
             tracker.reserve(workspace, "temporaries")
-        with tracker, TargetKernels(target):
+        with tracker, TargetKernels(target), op_recorder or contextlib.nullcontext():
             batch = _make_batch(batch_rows, length, tracker)
             micro = min(spec.grad_accum, _MAX_MICRO_BATCHES)
             for _ in range(_STEPS):

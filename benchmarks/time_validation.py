@@ -1,0 +1,356 @@
+"""Predicted versus published training throughput, per row of benchmarks/data/published_throughput.yaml.
+
+    PYTHONPATH=src python benchmarks/time_validation.py                 # table + error summaries
+    PYTHONPATH=src python benchmarks/time_validation.py --json out.json
+
+Every published figure is converted to tokens per second per GPU (``s_per_step``: micro_batch x grad_accum x
+seq_len tokens per optimizer step; a figure whose per-GPU / total scope the source does not state is read as
+per GPU, and the row says so). Two predictions are printed beside it:
+
+- ``roofline``: :func:`lorabench.predict.time.roofline.predict_step` (per-op roofline), when that module is
+  installed; ``StepTime.tokens_per_s`` is read as the whole run's rate (all GPUs) and divided by the GPU count.
+- ``formula``: the current FLOPs / (GPUs x peak x efficiency) model (:func:`lorabench.predict.time.efficiency.
+  predict_time`), as the baseline the roofline engine replaces.
+
+The error is ``predicted / measured - 1``; the summaries give the median and the maximum |error| per GPU family and
+per software stack. Rows the source gives no tokens per step for (e.g. litgpt's variable-length Alpaca runs) are
+listed as not comparable, never guessed. Nothing here asserts an accuracy; it prints what the model does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+DATA = Path(__file__).resolve().parent / "data" / "published_throughput.yaml"
+REQUIRED = (
+    "id",
+    "model",
+    "lorabench_model",
+    "method",
+    "bits",
+    "rank",
+    "targets",
+    "micro_batch",
+    "grad_accum",
+    "seq_len",
+    "grad_ckpt",
+    "gpu",
+    "gpu_count",
+    "parallelism",
+    "stack",
+    "measured",
+    "source",
+    "quote",
+)
+UNITS = ("tokens_per_s", "s_per_step", "min_per_1k_iterations", "hours_per_run")
+SCOPES = ("per_gpu", "total", "unknown")
+GPU_FAMILY = {
+    "RTX3090": "GeForce (Ampere/Ada/Blackwell)",
+    "RTX4090": "GeForce (Ampere/Ada/Blackwell)",
+    "RTX5090": "GeForce (Ampere/Ada/Blackwell)",
+    "A5000": "RTX workstation (Ampere)",
+    "A6000": "RTX workstation (Ampere)",
+    "L4": "Ada data-center PCIe (L4/L40S)",
+    "L40S": "Ada data-center PCIe (L4/L40S)",
+    "T4": "Turing/Ampere inference (T4/A10G)",
+    "A10G": "Turing/Ampere inference (T4/A10G)",
+    "A100-40GB": "A100",
+    "A100-80GB": "A100",
+    "A100-80GB-PCIe": "A100",
+    "H100-SXM": "Hopper/Blackwell",
+    "H100-PCIe": "Hopper/Blackwell",
+    "H200": "Hopper/Blackwell",
+    "B200": "Hopper/Blackwell",
+}
+
+Band = tuple[float, float]
+Predictor = Callable[[Any, Mapping[str, Any]], "float | tuple[float, Band]"]
+"""(RunSpec, row) -> predicted tokens per second per GPU, optionally with its (low, high) band."""
+
+
+class RowError(ValueError):
+    """A row of the data file is malformed (message names the row and field)."""
+
+
+def load_rows(path: Path = DATA) -> list[dict[str, Any]]:
+    """Read and check the published-throughput file.
+
+    Args:
+        path: The YAML file (``schema_version: 1``, ``rows: [...]``).
+
+    Returns:
+        The rows, in file order.
+
+    Raises:
+        RowError: A row misses a field, repeats an id, or has an unknown unit or scope.
+    """
+    data = yaml.safe_load(path.read_text("utf-8"))
+    if not isinstance(data, dict) or data.get("schema_version") != 1 or not isinstance(data.get("rows"), list):
+        raise RowError(f"{path}: expected schema_version: 1 and a list of rows")
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for index, row in enumerate(data["rows"]):
+        name = row.get("id", f"#{index}") if isinstance(row, dict) else f"#{index}"
+        if not isinstance(row, dict):
+            raise RowError(f"{path}: row {name}: expected a mapping")
+        missing = [key for key in REQUIRED if key not in row]
+        if missing:
+            raise RowError(f"{path}: row {name}: missing {', '.join(missing)}")
+        if name in seen:
+            raise RowError(f"{path}: row {name}: id given twice")
+        seen.add(name)
+        measured = row["measured"]
+        if not isinstance(measured, dict) or measured.get("unit") not in UNITS:
+            raise RowError(f"{path}: row {name}: measured.unit must be one of {', '.join(UNITS)}")
+        if measured.get("scope", "per_gpu") not in SCOPES:
+            raise RowError(f"{path}: row {name}: measured.scope must be one of {', '.join(SCOPES)}")
+        value = measured.get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise RowError(f"{path}: row {name}: measured.value must be a positive number")
+        if not str(row["source"]).startswith("https://") or not str(row["quote"]).strip():
+            raise RowError(f"{path}: row {name}: source must be an https URL and quote non-empty")
+        rows.append(row)
+    return rows
+
+
+def tokens_per_step_per_gpu(row: Mapping[str, Any]) -> int | None:
+    """Tokens one GPU processes per optimizer step, or None when the source does not give them."""
+    if row.get("seq_len") is None or row.get("micro_batch") is None:
+        return None
+    return int(row["micro_batch"]) * int(row.get("grad_accum") or 1) * int(row["seq_len"])
+
+
+def measured_tokens_per_s_per_gpu(row: Mapping[str, Any]) -> float | None:
+    """The published figure as tokens per second per GPU, or None when it cannot be converted.
+
+    ``tokens_per_s`` with scope ``total`` is divided by the GPU count; ``per_gpu`` and ``unknown`` are taken as per
+    GPU. ``s_per_step`` uses :func:`tokens_per_step_per_gpu`; ``min_per_1k_iterations`` (1k micro-batches) needs the
+    micro-batch's tokens; ``hours_per_run`` needs ``run_tokens`` (all GPUs together).
+    """
+    measured = row["measured"]
+    value = float(measured["value"])
+    unit = measured["unit"]
+    if unit == "tokens_per_s":
+        return value / int(row["gpu_count"]) if measured.get("scope") == "total" else value
+    if unit == "hours_per_run":
+        tokens = row.get("run_tokens")
+        return None if tokens is None else float(tokens) / (value * 3600) / int(row["gpu_count"])
+    per_step = tokens_per_step_per_gpu(row)
+    if per_step is None:
+        return None
+    if unit == "s_per_step":
+        return per_step / value
+    micro_tokens = per_step / int(row.get("grad_accum") or 1)
+    return 1000 * micro_tokens / (value * 60)
+
+
+def spec_for(row: Mapping[str, Any]) -> Any:
+    """The lorabench RunSpec that describes a row (unknown gradient checkpointing is taken as off)."""
+    from lorabench.spec import parse_spec
+
+    values: dict[str, Any] = {
+        "model": row["lorabench_model"],
+        "method": row["method"],
+        "bits": row["bits"],
+        "rank": row["rank"],
+        "targets": row["targets"],
+        "micro_batch": row["micro_batch"],
+        "grad_accum": row.get("grad_accum") or 1,
+        "seq_len": row["seq_len"],
+        "grad_ckpt": bool(row.get("grad_ckpt")),
+        "hardware": {"gpu": row["gpu"], "count": row["gpu_count"]},
+        "parallelism": row["parallelism"],
+    }
+    if row.get("alpha") is not None:
+        values["alpha"] = row["alpha"]
+    return parse_spec(values, source=f"published row {row['id']}")
+
+
+def formula_tokens_per_s_per_gpu(spec: Any, row: Mapping[str, Any]) -> float:
+    """Baseline: FLOPs / (GPUs x peak x prior efficiency), for one optimizer step on every GPU."""
+    from lorabench.predict.time.efficiency import predict_time
+
+    gpus = int(row["gpu_count"])
+    per_step = tokens_per_step_per_gpu(row)
+    assert per_step is not None
+    prediction = predict_time(spec, per_step * gpus, str(row["gpu"]), gpus=gpus)
+    return per_step / prediction.time_s
+
+
+def roofline_predictor() -> Predictor | None:
+    """The roofline engine's per-GPU tokens/s, or None when ``predict_step`` is not installed."""
+    import importlib
+
+    try:
+        predict_step = importlib.import_module("lorabench.predict.time.roofline").predict_step
+    except (ImportError, AttributeError):
+        return None
+
+    def predict(spec: Any, row: Mapping[str, Any]) -> tuple[float, Band]:
+        step = predict_step(spec, gpu=str(row["gpu"]))
+        per_gpu = step.tokens_per_step / int(row["gpu_count"])
+        slow, fast = float(step.interval_s[1]), float(step.interval_s[0])  # a longer step is a lower rate
+        return float(step.tokens_per_s) / int(row["gpu_count"]), (per_gpu / slow, per_gpu / fast)
+
+    return predict
+
+
+@dataclass
+class Comparison:
+    """One row: the published figure and each engine's prediction (tokens/s per GPU) with its error."""
+
+    id: str
+    gpu: str
+    gpu_count: int
+    family: str
+    stack: str
+    measured_tokens_per_s_per_gpu: float | None
+    predicted_tokens_per_s_per_gpu: dict[str, float | None] = field(default_factory=dict)
+    band_tokens_per_s_per_gpu: dict[str, Band | None] = field(default_factory=dict)
+    error: dict[str, float | None] = field(default_factory=dict)
+    skipped: str | None = None
+
+
+def compare(rows: Iterable[Mapping[str, Any]], predictors: Mapping[str, Predictor]) -> list[Comparison]:
+    """Predict every comparable row with every predictor.
+
+    Args:
+        rows: Rows from :func:`load_rows`.
+        predictors: Engine name -> predictor.
+
+    Returns:
+        One comparison per row; a row without tokens per step, or one a predictor rejects, says why.
+    """
+    out: list[Comparison] = []
+    for row in rows:
+        measured = measured_tokens_per_s_per_gpu(row)
+        item = Comparison(
+            id=str(row["id"]),
+            gpu=str(row["gpu"]),
+            gpu_count=int(row["gpu_count"]),
+            family=GPU_FAMILY.get(str(row["gpu"]), str(row["gpu"])),
+            stack=str(row["stack"]),
+            measured_tokens_per_s_per_gpu=measured,
+        )
+        out.append(item)
+        if measured is None or tokens_per_step_per_gpu(row) is None:
+            item.skipped = "the source gives no tokens per step or per run"
+            continue
+        spec = spec_for(row)
+        for name, predictor in predictors.items():
+            try:
+                predicted = predictor(spec, row)
+            except Exception as exc:  # one engine failing on one row is reported, not fatal
+                item.predicted_tokens_per_s_per_gpu[name] = None
+                item.error[name] = None
+                item.skipped = f"{name}: {type(exc).__name__}: {exc}"[:200]
+                continue
+            band: Band | None = None
+            if isinstance(predicted, tuple):
+                predicted, band = predicted
+            item.predicted_tokens_per_s_per_gpu[name] = predicted
+            item.band_tokens_per_s_per_gpu[name] = band
+            item.error[name] = predicted / measured - 1
+    return out
+
+
+def summarise(comparisons: Sequence[Comparison], engine: str, key: str) -> dict[str, dict[str, float | int]]:
+    """Median and maximum |error| of ``engine`` grouped by ``key`` (``family`` or ``stack``).
+
+    Rows whose engine gave a band also count ``in_band`` (measured inside the predicted band) out of ``banded``.
+    """
+    groups: dict[str, list[Comparison]] = {}
+    for item in comparisons:
+        if item.error.get(engine) is not None:
+            groups.setdefault(str(getattr(item, key)), []).append(item)
+    out: dict[str, dict[str, float | int]] = {}
+    for name, items in sorted(groups.items()):
+        errors = [abs(float(i.error[engine] or 0.0)) for i in items]
+        stats: dict[str, float | int] = {
+            "rows": len(items),
+            "median_abs_error": statistics.median(errors),
+            "max_abs_error": max(errors),
+        }
+        banded: list[tuple[Band, float]] = []
+        for i in items:
+            band, measured = i.band_tokens_per_s_per_gpu.get(engine), i.measured_tokens_per_s_per_gpu
+            if band is not None and measured is not None:
+                banded.append((band, measured))
+        if banded:
+            stats["banded"] = len(banded)
+            stats["in_band"] = sum(1 for (low, high), m in banded if low <= m <= high)
+        out[name] = stats
+    return out
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def render(comparisons: Sequence[Comparison], engines: Sequence[str]) -> str:
+    """A plain-text table plus the summaries."""
+    head = f"{'row':44} {'gpu':>16} {'stack':>17} {'measured':>9}"
+    for engine in engines:
+        head += f" {engine:>9} {'err':>7}"
+    lines = ["tokens/s per GPU (predicted / measured - 1)", head]
+    for item in comparisons:
+        line = f"{item.id:44} {f'{item.gpu_count}x{item.gpu}':>16} {item.stack:>17} "
+        line += f"{_fmt(item.measured_tokens_per_s_per_gpu, ',.0f'):>9}"
+        for engine in engines:
+            line += f" {_fmt(item.predicted_tokens_per_s_per_gpu.get(engine), ',.0f'):>9}"
+            line += f" {_fmt(item.error.get(engine), '+.0%'):>7}"
+        if item.skipped:
+            line += f"  [{item.skipped}]"
+        lines.append(line)
+    for engine in engines:
+        for key in ("family", "stack"):
+            lines.append(f"\n{engine}: |error| by {key}")
+            for name, stats in summarise(comparisons, engine, key).items():
+                band = f"  in band {stats['in_band']}/{stats['banded']}" if "banded" in stats else ""
+                lines.append(
+                    f"  {name:36} rows {stats['rows']:>2}  median {stats['median_abs_error']:.0%}"
+                    f"  max {stats['max_abs_error']:.0%}{band}"
+                )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print predicted versus published throughput; optionally write the comparison as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--json", type=Path, default=None, help="also write the comparison here")
+    args = parser.parse_args(argv)
+    rows = load_rows(args.data)
+    predictors: dict[str, Predictor] = {}
+    roofline = roofline_predictor()
+    if roofline is None:
+        print("roofline: lorabench.predict.time.roofline.predict_step is not installed; formula baseline only")
+    else:
+        predictors["roofline"] = roofline
+    predictors["formula"] = formula_tokens_per_s_per_gpu
+    comparisons = compare(rows, predictors)
+    print(render(comparisons, list(predictors)))
+    if args.json is not None:
+        payload = {
+            "data": str(args.data),
+            "comparisons": [asdict(c) for c in comparisons],
+            "summaries": {e: {k: summarise(comparisons, e, k) for k in ("family", "stack")} for e in predictors},
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
