@@ -52,7 +52,7 @@ def prepare_for_training(base: Any, spec: RunSpec) -> nn.Module:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             base.enable_input_require_grads()
         base.config.use_cache = False
-        model: nn.Module = get_peft_model(base, lora_config(spec))
+        model: nn.Module = get_peft_model(base, lora_config(spec, base))
     return model
 
 

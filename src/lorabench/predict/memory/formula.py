@@ -244,7 +244,7 @@ def _graph(ref: str, dora: bool, rank: int, targets: _Targets) -> _Graph:
             unquantized.append(int(param.numel()))
     buffers = [int(b.numel() * b.element_size()) for b in base.buffers()]
     with quiet_hf():
-        model = get_peft_model(base, lora_config(spec))
+        model = get_peft_model(base, lora_config(spec, base))
     adapter = [int(p.numel()) for p in model.parameters() if p.requires_grad]
     in_sum = out_sum = r_sum = weights_sum = 0
     dora_in = dora_out = 0

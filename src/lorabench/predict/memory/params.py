@@ -164,7 +164,7 @@ def account(spec: RunSpec, model: ResolvedModel | None = None) -> Accounting:
     base_params, components = _base_components(base)
     check_targets(spec, base, resolved.display_name)
     with quiet_hf():
-        peft_model = get_peft_model(base, lora_config(spec))
+        peft_model = get_peft_model(base, lora_config(spec, base))
     lora = dora = adapter_bytes = 0
     dtypes: set[str] = set()
     for name, param in peft_model.named_parameters():

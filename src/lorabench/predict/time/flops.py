@@ -190,7 +190,7 @@ def _graph(spec: RunSpec, resolved: ResolvedModel) -> tuple[list[_Linear], list[
     linears = _base_linears(base)
     check_targets(spec, base, resolved.display_name)
     with quiet_hf():
-        peft_model = get_peft_model(base, lora_config(spec))
+        peft_model = get_peft_model(base, lora_config(spec, base))
     return linears, _adapters(peft_model)
 
 

@@ -45,7 +45,7 @@ from lorabench.errors import ConfigError
 from lorabench.models import resolve_model
 from lorabench.models.build import quiet_hf
 from lorabench.predict.memory.simulation.bnb import Target, bnb_overrides
-from lorabench.predict.memory.simulation.kernels import TargetKernels
+from lorabench.predict.memory.simulation.kernels import TargetKernels, kernel_overrides
 from lorabench.predict.memory.simulation.model import SimModel, build_sim_model
 from lorabench.predict.memory.simulation.tracker import COMPONENTS, Component, Phase, StorageTracker
 from lorabench.recipe import make_optimizer, training_step
@@ -127,6 +127,27 @@ def _quiet() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+class _MetaAutocast(torch.autocast):
+    """``torch.autocast`` that accepts the meta device (as the CPU's), for PEFT's fused-expert fold.
+
+    PEFT's ``lora.ParamWrapper`` disables autocast around its ``baddbmm`` with the parameter's device type, which is
+    ``meta`` here; autocast has no meta device, so the region is entered as the CPU's (disabled: no cast either way).
+    """
+
+    def __init__(self, device_type: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__("cpu" if device_type == "meta" else device_type, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def _meta_autocast() -> Iterator[None]:
+    original = torch.autocast
+    torch.autocast = _MetaAutocast  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        torch.autocast = original  # type: ignore[misc]
 
 
 def _check_args(spec: RunSpec, device: str, micro_batch: int | None, seq_len: int | None, padding: str) -> None:
@@ -278,10 +299,12 @@ def simulate(
     length = seq_len or spec.seq_len
     target: Target = device
     resolved = resolve_model(spec.model)
-    overrides = bnb_overrides(target) if spec.bits < 16 or spec.optimizer != "adamw_torch" else {}
+    overrides = kernel_overrides()
+    if spec.bits < 16 or spec.optimizer != "adamw_torch":
+        overrides.update(bnb_overrides(target))
     tracker = StorageTracker(CUDA_BLOCK_BYTES if target == "cuda" else 1, overrides)
     workspace = cublas_workspace_bytes(spec.hardware.gpu) if target == "cuda" else 0
-    with _quiet():
+    with _quiet(), _meta_autocast():
         sim = build_sim_model(spec, resolved, target, padded=padding == "padded")
         _wrap_checkpointing(sim.model, tracker, target)
         optimizer = make_optimizer(spec, sim.adapter, foreach=True if target == "cuda" else None)
