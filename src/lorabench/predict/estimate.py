@@ -15,7 +15,14 @@ from lorabench.models import ResolvedModel, resolve_model
 from lorabench.predict.memory.params import BITS, Accounting, account
 from lorabench.spec import RunSpec
 
-__all__ = ["ESTIMATE_SCHEMA", "ESTIMATE_SCHEMA_VERSION", "estimate", "estimate_record"]
+__all__ = [
+    "ESTIMATE_SCHEMA",
+    "ESTIMATE_SCHEMA_VERSION",
+    "estimate",
+    "estimate_record",
+    "module_groups_record",
+    "quantization_note",
+]
 
 ESTIMATE_SCHEMA = "lorabench.estimate"
 ESTIMATE_SCHEMA_VERSION = 1
@@ -54,7 +61,13 @@ def estimate_record(spec: RunSpec, acc: Accounting) -> dict[str, Any]:
         "trainable_breakdown": {
             "lora_params": acc.lora_params,
             "dora_magnitude_params": acc.dora_magnitude_params,
+            "modules_to_save_params": acc.modules_to_save_params,
         },
+        "module_groups": module_groups_record(acc),
+        "quantization_note": quantization_note(acc),
+        "effective_dropout": acc.dropout,
+        "notes": list(acc.notes),
+        "warnings": list(acc.warnings),
         "trainable_percent": 100.0 * acc.trainable_params / acc.base_params,
         "adapter_bytes": acc.adapter_bytes,
         "adapter_dtype": acc.adapter_dtype,
@@ -87,6 +100,35 @@ def estimate_record(spec: RunSpec, acc: Accounting) -> dict[str, Any]:
             "libraries": versions,
         },
     }
+
+
+def module_groups_record(acc: Accounting) -> list[dict[str, Any]]:
+    """Per module group: weights LoRA could adapt, how many got an adapter, what bitsandbytes quantizes."""
+    return [
+        {
+            "group": g.name,
+            "units": g.units,
+            "adapted_units": g.adapted,
+            "adapted": g.adapted_state,
+            "params": g.params,
+            "quantized_params_at_8_4_bits": g.quantized_params,
+            "quantization": g.quant_verdict(),
+        }
+        for g in acc.module_groups
+    ]
+
+
+def quantization_note(acc: Accounting) -> str | None:
+    """Why a k-bit base is not bits/16 of the 16-bit one, when a large share of it stays 16-bit (None otherwise)."""
+    share = acc.quantized_share()
+    if share >= 0.9:
+        return None
+    ratio = acc.base_bytes(4) / acc.base_bytes(16) if acc.base_bytes(16) else 0.0
+    return (
+        f"bitsandbytes quantizes only exact nn.Linear weights: {100 * share:.0f}% of the base parameters here; "
+        f"the rest (fused experts, Linear subclasses, embeddings) stays 16-bit, so the 4-bit base is {ratio:.2f}x "
+        "the 16-bit one (not 0.25x), and k-bit preparation upcasts those 16-bit weights to fp32 for training"
+    )
 
 
 Engine = Literal["none", "simulate", "formula"]
