@@ -204,6 +204,9 @@ def _render_groups(record: dict[str, Any], console: Console) -> None:
 
 def _render_memory(record: dict[str, Any], console: Console) -> None:
     totals = record["device_totals"]
+    for note in record.get("memory_notes") or []:
+        prefix = "warning: formula extrapolates" if record.get("memory_extrapolated") else "note"
+        typer.echo(f"{prefix}: {note}", err=True)
     table = Table(
         title=f"Peak memory per GPU · batch {record['micro_batch']} × seq {record['seq_len']} · "
         f"{totals['parallelism']} on {totals['gpus']} GPU(s) · engine {record['engine']} ({record['device']})",

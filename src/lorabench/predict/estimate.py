@@ -148,14 +148,18 @@ def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model
             f"temporaries and live gradients by a closed form fitted to the simulate engine (group {result.group}); "
             f"{device} kernels" + ("; CUDA allocator 512-byte blocks" if device == "cuda" else "")
         )
+        notes = list(result.notes)
+        extrapolated = result.extrapolated
         if result.extrapolated:
-            how += "; EXTRAPOLATED: coefficients were fitted on Llama-architecture models only"
+            how += "; EXTRAPOLATED: " + "; ".join(notes)
     else:
         from lorabench.predict.memory.simulation.engine import simulate
 
         sim = simulate(spec, device=device)
         peak, breakdown, phase = sim.peak_allocated_bytes, dict(sim.breakdown), sim.peak_phase
         paged, seconds = sim.paged_optimizer_bytes, sim.seconds
+        notes = list(sim.notes)
+        extrapolated = False
         how = (
             "predicted (simulate): the real training step (2 iterations) of the HF model + PEFT on fake tensors, "
             f"every storage's lifetime tracked; {device} kernels"
@@ -179,6 +183,8 @@ def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model
         "fits": fits_on_catalog_gpus(totals.device_total_bytes) if device == "cuda" else None,
         "engine_seconds": seconds,
         "memory_provenance": how,
+        "memory_extrapolated": engine == "formula" and bool(extrapolated),
+        "memory_notes": notes,
     }
 
 

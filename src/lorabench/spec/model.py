@@ -25,7 +25,9 @@ __all__ = [
 
 Method = Literal["lora", "qlora", "dora", "rslora"]
 Bits = Literal[16, 8, 4]
-Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit"]
+Optimizer = Literal[
+    "adamw_torch", "adamw_torch_fused", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adamw_4bit"
+]
 Parallelism = Literal["single", "ddp", "zero1", "zero2", "zero3", "fsdp_full_shard", "fsdp_shard_grad_op"]
 Attention = Literal["eager", "sdpa", "flash_attention_2"]
 CrossEntropy = Literal["standard", "fused"]

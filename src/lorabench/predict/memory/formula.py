@@ -57,6 +57,7 @@ __all__ = [
     "formula_features",
     "formula_memory",
     "group_key",
+    "optimizer_state_bytes",
     "set_coefficients",
     "static_components",
 ]
@@ -102,6 +103,26 @@ FEATURES: tuple[str, ...] = (
 )
 
 _Targets = tuple[str, ...] | Literal["all-linear"]
+# PEFT knobs that change the adapter: modules_to_save, layers_to_transform, rank_pattern, alpha_pattern
+_Knobs = tuple[Any, ...]
+
+
+def _knobs(spec: RunSpec) -> _Knobs:
+    return (spec.modules_to_save, spec.layers_to_transform, spec.rank_pattern, spec.alpha_pattern)
+
+
+def _adapter_spec(ref: str, dora: bool, rank: int, targets: _Targets, knobs: _Knobs) -> RunSpec:
+    modules_to_save, layers, rank_pattern, alpha_pattern = knobs
+    return RunSpec(
+        model=ref,
+        method="dora" if dora else "lora",
+        rank=rank,
+        targets=targets,
+        modules_to_save=modules_to_save,
+        layers_to_transform=layers,
+        rank_pattern=rank_pattern,
+        alpha_pattern=alpha_pattern,
+    )
 _COEFFICIENTS_FILE = "formula_coefficients.json"
 _PAGED_MIN_NUMEL = 100_000
 _BNB_MIN_8BIT_NUMEL = 4096
@@ -128,7 +149,9 @@ class FormulaResult:
         seq_len: Tokens per row.
         group: The coefficient group used (device, bits, checkpointing, DoRA).
         extrapolated: True when the model's architecture (``model_type``) is not one the coefficients were fitted
-            on (Llama); its dynamic components are then a rougher estimate (e.g. Gemma-2: about 10-20% low).
+            on (Llama), or a knob the fit did not cover changed a term (``notes`` says which); its dynamic
+            components are then a rougher estimate (e.g. Gemma-2: about 10-20% low).
+        notes: What was extrapolated or adjusted, one phrase each.
     """
 
     peak_allocated_bytes: int
@@ -142,6 +165,7 @@ class FormulaResult:
     seq_len: int
     group: str
     extrapolated: bool = False
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,7 +183,9 @@ class _Graph:
     unquantized: tuple[int, ...]  # element counts of the other (bf16) parameters, but the next
     quantized_bias: tuple[int, ...]  # element counts of the quantized linears' biases
     buffers: tuple[int, ...]  # buffer bytes
-    adapter: tuple[int, ...]  # element counts of the trainable parameters (fp32)
+    adapter: tuple[int, ...]  # element counts of the trainable parameters
+    adapter_elem: tuple[int, ...]  # their element sizes at 16 bits (LoRA fp32, modules_to_save copies bf16)
+    dropout_zero: bool  # PEFT gets dropout 0 (fused experts), whatever the spec says
     in_adapted: int
     out_adapted: int
     r_adapted: int
@@ -210,7 +236,7 @@ def _int_attr(config: Any, name: str, default: int | None = None) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _graph(ref: str, dora: bool, rank: int, targets: _Targets) -> _Graph:
+def _graph(ref: str, dora: bool, rank: int, targets: _Targets, knobs: _Knobs = ()) -> _Graph:
     """Build the model on meta with its adapter once and record every size the formula needs."""
     import torch
     from peft import get_peft_model
@@ -223,7 +249,7 @@ def _graph(ref: str, dora: bool, rank: int, targets: _Targets) -> _Graph:
 
     resolved = _resolve(ref)
     config = resolved.config
-    spec = RunSpec(model=ref, method="dora" if dora else "lora", rank=rank, targets=targets)
+    spec = _adapter_spec(ref, dora, rank, targets, knobs or ((), None, (), ()))
     base = build_meta_model(config)
     check_targets(spec, base, resolved.display_name)
     skip = modules_kept_unquantized(base)
@@ -243,9 +269,12 @@ def _graph(ref: str, dora: bool, rank: int, targets: _Targets) -> _Graph:
             seen.add(id(param))
             unquantized.append(int(param.numel()))
     buffers = [int(b.numel() * b.element_size()) for b in base.buffers()]
+    config_peft = lora_config(spec, base)
     with quiet_hf():
-        model = get_peft_model(base, lora_config(spec, base))
+        model = get_peft_model(base, config_peft)
     adapter = [int(p.numel()) for p in model.parameters() if p.requires_grad]
+    # modules_to_save copies keep the base dtype (bf16 at 16 bits; fp32 after k-bit preparation)
+    adapter_elem = [int(p.element_size()) for p in model.parameters() if p.requires_grad]
     in_sum = out_sum = r_sum = weights_sum = 0
     dora_in = dora_out = 0
     for module in model.modules():
@@ -274,6 +303,8 @@ def _graph(ref: str, dora: bool, rank: int, targets: _Targets) -> _Graph:
         quantized_bias=tuple(quantized_bias),
         buffers=tuple(buffers),
         adapter=tuple(adapter),
+        adapter_elem=tuple(adapter_elem),
+        dropout_zero=float(config_peft.lora_dropout) == 0.0,
         in_adapted=in_sum,
         out_adapted=out_sum,
         r_adapted=r_sum,
@@ -285,12 +316,11 @@ def _graph(ref: str, dora: bool, rank: int, targets: _Targets) -> _Graph:
 
 
 @functools.lru_cache(maxsize=256)
-def _account(ref: str, dora: bool, rank: int, targets: _Targets, bits: int) -> tuple[int, int, int]:
+def _account(ref: str, dora: bool, rank: int, targets: _Targets, bits: int, knobs: _Knobs) -> tuple[int, int, int]:
     """``account()``'s base bytes, constant bytes and adapter bytes at ``bits`` (cached)."""
     from lorabench.predict.memory.params import account
 
-    spec = RunSpec(model=ref, method="dora" if dora else "lora", rank=rank, targets=targets)
-    acc = account(spec, _resolve(ref))
+    acc = account(_adapter_spec(ref, dora, rank, targets, knobs), _resolve(ref))
     return acc.base_bytes(bits), acc.constant_bytes(bits), acc.adapter_bytes
 
 
@@ -306,34 +336,67 @@ def _quantized_bytes(out_features: int, in_features: int, bits: int, block: int)
 
 
 def _optimizer_bytes(adapter: tuple[int, ...], optimizer: str, device: str, block: int) -> tuple[int, int]:
-    """(bytes in the peak, paged bytes) of the optimizer state for trainable tensors of ``adapter`` elements."""
-    if optimizer == "adamw_torch":
-        steps = _FP32 * len(adapter) if device == "cpu" else 0
+    """(bytes in the peak, paged bytes) of the optimizer state for trainable tensors of ``adapter`` elements.
+
+    ``adamw_torch``: two fp32 states (step counters on the host on CUDA); ``adamw_torch_fused``: the same, its
+    0-d step counters on the device; ``adamw_8bit`` / ``paged_adamw_8bit``: bitsandbytes' blockwise uint8 states;
+    ``paged_adamw_32bit``: fp32 states, paged like the 8-bit one; ``adamw_4bit``: torchao's 4-bit states (tensors
+    of at least 4096 elements divisible by 128: packed nibbles + one fp32 scale per 128 + a 16-entry map; fp32
+    otherwise).
+    """
+    if optimizer in ("adamw_torch", "adamw_torch_fused"):
+        if optimizer == "adamw_torch_fused" or device == "cpu":
+            steps = len(adapter) * _round(_FP32, block)
+        else:
+            steps = 0
         return sum(2 * _round(n * _FP32, block) for n in adapter) + steps, 0
-    resident = _QMAP_BYTES
+    if optimizer == "adamw_4bit":
+        total = 0
+        for n in adapter:
+            if n >= _BNB_MIN_8BIT_NUMEL and n % 128 == 0:
+                total += 2 * (_round(n // 2, block) + _round(n // 128 * _FP32, block) + _round(16 * _FP32, block))
+            else:
+                total += 2 * _round(n * _FP32, block)
+        return total, 0
+    eight_bit = optimizer != "paged_adamw_32bit"
+    resident = _QMAP_BYTES if eight_bit else 0
     paged = 0
     for n in adapter:
-        state = n if n >= _BNB_MIN_8BIT_NUMEL else n * _FP32
-        if n >= _BNB_MIN_8BIT_NUMEL:
+        blockwise = eight_bit and n >= _BNB_MIN_8BIT_NUMEL
+        state = n if blockwise else n * _FP32
+        if blockwise:
             resident += 2 * _round(_ceil_div(n, _BNB_BLOCK) * _FP32, block)
-        if optimizer == "paged_adamw_8bit" and device == "cuda" and n >= _PAGED_MIN_NUMEL:
+        if optimizer.startswith("paged") and device == "cuda" and n >= _PAGED_MIN_NUMEL:
             paged += 2 * _round(state, block)
         else:
             resident += 2 * _round(state, block)
     return resident, paged
 
 
+def optimizer_state_bytes(adapter: tuple[int, ...], optimizer: str, device: str) -> tuple[int, int]:
+    """(resident, paged) optimizer-state bytes for trainable tensors of ``adapter`` elements on ``device``."""
+    return _optimizer_bytes(adapter, optimizer, device, CUDA_BLOCK_BYTES if device == "cuda" else 1)
+
+
 @functools.lru_cache(maxsize=1024)
 def _static(
-    ref: str, dora: bool, rank: int, targets: _Targets, bits: int, optimizer: str, device: str, gpu: str | None
+    ref: str,
+    dora: bool,
+    rank: int,
+    targets: _Targets,
+    bits: int,
+    optimizer: str,
+    device: str,
+    gpu: str | None,
+    knobs: _Knobs = ((), None, (), ()),
 ) -> _Static:
-    graph = _graph(ref, dora, rank, targets)
+    graph = _graph(ref, dora, rank, targets, knobs)
     block = CUDA_BLOCK_BYTES if device == "cuda" else 1
     # k-bit preparation upcasts bf16 parameters to fp32; a 4-bit layer's forward casts its bias back to bf16
     unquantized_elem = 2 if bits == 16 else _FP32
     bias_elem = _FP32 if bits == 8 else 2
     if device == "cpu":
-        base, constants, adapter = _account(ref, dora, rank, targets, bits)
+        base, constants, adapter = _account(ref, dora, rank, targets, bits, knobs)
         upcast = sum(graph.unquantized) + (sum(graph.quantized_bias) if bits == 8 else 0)
         weights = base - constants + ((_FP32 - 2) * upcast if bits < 16 else 0)
     else:
@@ -348,8 +411,8 @@ def _static(
                 w, c = _quantized_bytes(out_features, in_features, bits, block)
                 weights += w
                 constants += c
-        adapter = sum(_round(n * _FP32, block) for n in graph.adapter)
-    gradients = sum(_round(n * _FP32, block) for n in graph.adapter)
+        adapter = sum(_round(n * _elem(e, bits), block) for n, e in zip(graph.adapter, graph.adapter_elem, strict=True))
+    gradients = sum(_round(n * _elem(e, bits), block) for n, e in zip(graph.adapter, graph.adapter_elem, strict=True))
     optimizer_state, paged = _optimizer_bytes(graph.adapter, optimizer, device, block)
     workspace = 0
     if device == "cuda":
@@ -357,6 +420,11 @@ def _static(
 
         workspace = cublas_workspace_bytes(gpu)
     return _Static(graph, weights, constants, adapter, gradients, optimizer_state, paged, workspace)
+
+
+def _elem(elem: int, bits: int) -> int:
+    """A trainable tensor's element size: as built at 16 bits, fp32 after k-bit preparation."""
+    return elem if bits == 16 else _FP32
 
 
 def group_key(device: str, bits: int, grad_ckpt: bool, dora: bool) -> str:
@@ -435,6 +503,7 @@ def _static_for(spec: RunSpec, device: str) -> _Static:
         spec.optimizer,
         device,
         spec.hardware.gpu if device == "cuda" else None,
+        _knobs(spec),
     )
 
 
@@ -472,6 +541,24 @@ def _features(static: _Static, batch: int, length: int, dropout: bool, bits: int
     )
 
 
+def _adjust_features(spec: RunSpec, features: list[float]) -> list[str]:
+    """Adjust the features for knobs the fit did not cover (the fit used sdpa, standard loss, no offload)."""
+    notes: list[str] = []
+    if spec.cross_entropy == "fused":
+        features[FEATURES.index("T*V")] = 0.0
+        notes.append("cross_entropy fused: the fitted logits term (T*V) removed, chunk buffers not modelled")
+    if spec.activation_offload:
+        for index, name in enumerate(FEATURES):
+            if name.endswith("*(L-1)"):
+                features[index] = 0.0
+        notes.append("activation_offload: the other layers' checkpoints off the device (their terms removed)")
+    if spec.attention == "eager":
+        notes.append("attention eager: b x heads x s^2 softmax (fp32 + bf16) added per saved layer")
+    elif spec.attention == "flash_attention_2":
+        notes.append("attention flash_attention_2: described by the sdpa fit (no s x s matrix either way)")
+    return notes
+
+
 def formula_features(
     spec: RunSpec,
     device: Literal["cuda", "cpu"] = "cuda",
@@ -498,7 +585,7 @@ def formula_features(
         _static_for(spec, device),
         micro_batch or spec.micro_batch,
         seq_len or spec.seq_len,
-        spec.dropout > 0,
+        spec.dropout > 0 and not _static_for(spec, device).graph.dropout_zero,
         spec.bits,
         spec.method == "dora",
     )
@@ -557,7 +644,8 @@ def formula_memory(
     dora = spec.method == "dora"
     static = _static_for(spec, device)
     key = group_key(device, spec.bits, spec.grad_ckpt, dora)
-    features = _features(static, batch, length, spec.dropout > 0, spec.bits, dora)
+    features = list(_features(static, batch, length, spec.dropout > 0 and not static.graph.dropout_zero, spec.bits, dora))
+    notes = _adjust_features(spec, features)
     best: dict[str, int] = {}
     phase = "backward"
     for vectors, piece_phase in _group(key):  # the peak is the largest of the candidate moments
@@ -568,6 +656,17 @@ def formula_memory(
         if not best or sum(dynamic.values()) > sum(best.values()):
             best, phase = dynamic, piece_phase
     dynamic = best
+    fitted_types = coefficients().get("model_types", ["llama"])
+    extrapolated = static.graph.model_type not in fitted_types
+    if extrapolated:
+        notes.insert(0, f"model_type {static.graph.model_type!r}: coefficients fitted on {', '.join(fitted_types)} only")
+    if spec.attention == "eager":
+        # eager attention saves the softmax (fp32) and its bf16 cast, b x heads x s x s, in every layer kept
+        kept = 1 if spec.grad_ckpt else static.graph.layers
+        dynamic["activations"] += kept * batch * static.graph.heads * length * length * (_FP32 + 2)
+    extrapolated = extrapolated or bool(notes)
+    if static.graph.dropout_zero and spec.dropout > 0:
+        notes.append("lora_dropout 0 (PEFT refuses dropout on fused experts)")
     if spec.grad_accum > 1:
         dynamic["gradients"] = static.gradients  # earlier micro-batches' gradients are live
     else:
@@ -592,5 +691,6 @@ def formula_memory(
         micro_batch=batch,
         seq_len=length,
         group=key,
-        extrapolated=static.graph.model_type not in coefficients().get("model_types", ["llama"]),
+        extrapolated=extrapolated,
+        notes=tuple(notes),
     )

@@ -60,6 +60,14 @@ CUDA_BLOCK_BYTES = 512  # the caching allocator's minimum block and rounding uni
 SIM_COMPONENTS: tuple[Component, ...] = COMPONENTS
 Padding = Literal["padded", "packed"]
 _PAGED_MIN_NUMEL = 100_000  # bitsandbytes pages optimizer state only for tensors this large
+_TORCH_OPTIMIZERS = ("adamw_torch", "adamw_torch_fused")
+ADAMW_4BIT_NOTE = (
+    "adamw_4bit: simulated as bitsandbytes AdamW8bit, optimizer state then resized to torchao AdamW4bit's bytes"
+)
+ADAMW_FUSED_NOTE = (
+    "adamw_torch_fused: simulated as single-tensor torch AdamW (same state; the fused kernel's few temporaries "
+    "not modelled), step counters on the device"
+)
 _STEPS = 2
 _MAX_MICRO_BATCHES = 2  # with accumulation, two micro-batches show gradients living through a forward
 _CUBLAS_HANDLES = 2  # the forward (main) thread and the autograd engine's device thread
@@ -87,6 +95,7 @@ class SimResult:
         padding: ``padded`` (batches padded to ``seq_len`` with an attention mask, as the measurement
             runner collates) or ``packed`` (no padding, no mask).
         cublas_workspace_bytes: The cuBLAS workspaces included in ``temporaries`` (0 on ``cpu``).
+        notes: What was approximated (e.g. ``adamw_4bit`` simulated as the 8-bit optimizer, resized).
     """
 
     peak_allocated_bytes: int
@@ -100,6 +109,7 @@ class SimResult:
     seq_len: int
     padding: str
     cublas_workspace_bytes: int = 0
+    notes: tuple[str, ...] = ()
 
 
 def cublas_workspace_bytes(gpu: str | None) -> int:
@@ -158,7 +168,7 @@ def _check_args(spec: RunSpec, device: str, micro_batch: int | None, seq_len: in
     for name, value in (("micro_batch", micro_batch), ("seq_len", seq_len)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise ConfigError(f"{name} must be a positive integer (got {value!r})")
-    needs_bnb = spec.bits < 16 or spec.optimizer != "adamw_torch"
+    needs_bnb = spec.bits < 16 or spec.optimizer not in _TORCH_OPTIMIZERS
     if needs_bnb and importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("simulating bitsandbytes layers or optimizers needs bitsandbytes installed")
 
@@ -212,6 +222,7 @@ class _Step:
         self.optimizer = optimizer
         self.target = target
         self.paged = paged
+        self.device_steps = False  # fused AdamW keeps its step counters on the device
 
     def __call__(self, event: str) -> None:
         tracker = self.tracker
@@ -246,7 +257,7 @@ class _Step:
                 self.tracker.track(value, "optimizer_state")
                 if self.target != "cuda":
                     continue
-                if key == "step" and value.dim() == 0:
+                if key == "step" and value.dim() == 0 and not self.device_steps:
                     self.tracker.exclude(value)  # torch.optim keeps step counters on the host
                 elif self.paged and key in ("state1", "state2") and param.numel() >= _PAGED_MIN_NUMEL:
                     self.tracker.exclude(value, paged=True)
@@ -299,17 +310,24 @@ def simulate(
     length = seq_len or spec.seq_len
     target: Target = device
     resolved = resolve_model(spec.model)
+    requested = spec
+    if spec.optimizer == "adamw_4bit":  # torchao's tensor subclasses and compiled step do not run on meta
+        spec = spec.model_copy(update={"optimizer": "adamw_8bit"})
+    fused = spec.optimizer == "adamw_torch_fused"
+    if fused:  # fused=True refuses meta tensors; the single-tensor loop has the same state and tiny temporaries
+        spec = spec.model_copy(update={"optimizer": "adamw_torch"})
     overrides = kernel_overrides()
-    if spec.bits < 16 or spec.optimizer != "adamw_torch":
+    if spec.bits < 16 or spec.optimizer not in _TORCH_OPTIMIZERS:
         overrides.update(bnb_overrides(target))
     tracker = StorageTracker(CUDA_BLOCK_BYTES if target == "cuda" else 1, overrides)
     workspace = cublas_workspace_bytes(spec.hardware.gpu) if target == "cuda" else 0
     with _quiet(), _meta_autocast():
         sim = build_sim_model(spec, resolved, target, padded=padding == "padded")
         _wrap_checkpointing(sim.model, tracker, target)
-        optimizer = make_optimizer(spec, sim.adapter, foreach=True if target == "cuda" else None)
+        optimizer = make_optimizer(spec, sim.adapter, foreach=(target == "cuda" and not fused) or None)
         qmaps = _prepare_optimizer(optimizer)
-        step = _Step(sim, tracker, optimizer, target, paged=spec.optimizer == "paged_adamw_8bit")
+        step = _Step(sim, tracker, optimizer, target, paged=spec.optimizer.startswith("paged"))
+        step.device_steps = fused
         step.mark_static()
         tracker.track_all(qmaps, "optimizer_state")
         if workspace:
@@ -321,8 +339,20 @@ def simulate(
                 training_step(sim.model, [batch] * micro, optimizer, spec.grad_accum, on_phase=step)
     peak = tracker.replay()
     breakdown: dict[str, int] = {name: int(peak.breakdown.get(name, 0)) for name in SIM_COMPONENTS}
+    notes: tuple[str, ...] = ()
+    if requested.optimizer == "adamw_4bit":
+        from lorabench.predict.memory.formula import optimizer_state_bytes
+
+        sizes = tuple(int(p.numel()) for p in sim.adapter)
+        eight, _ = optimizer_state_bytes(sizes, "adamw_8bit", device)
+        four, _ = optimizer_state_bytes(sizes, "adamw_4bit", device)
+        if breakdown["optimizer_state"] >= eight:
+            breakdown["optimizer_state"] -= eight - four
+        notes = (ADAMW_4BIT_NOTE,)
+    if fused:
+        notes = (ADAMW_FUSED_NOTE,)
     return SimResult(
-        peak_allocated_bytes=peak.total_bytes,
+        peak_allocated_bytes=sum(breakdown.values()),
         breakdown=breakdown,
         peak_phase=peak.phase,
         paged_optimizer_bytes=peak.paged_bytes,
@@ -333,4 +363,5 @@ def simulate(
         seq_len=length,
         padding=padding,
         cublas_workspace_bytes=workspace,
+        notes=notes,
     )
