@@ -184,11 +184,13 @@ def _make_batch(batch: int, length: int, tracker: StorageTracker) -> dict[str, A
     return tensors
 
 
-def _wrap_checkpointing(model: nn.Module, tracker: StorageTracker, target: Target) -> None:
+def _wrap_checkpointing(model: nn.Module, tracker: StorageTracker, target: Target, offload: bool = False) -> None:
     """Make each checkpointed layer's recomputation (in backward) a forward region with the target's kernels.
 
     PyTorch does not carry torch-function modes into the backward pass, so the recomputation re-enters
-    :class:`TargetKernels` itself (otherwise it would run the meta device's attention).
+    :class:`TargetKernels` itself (otherwise it would run the meta device's attention). With ``offload``
+    (``activation_offload``) each layer's saved input -- the checkpoint -- lives in host memory: its storage is
+    left out of the device total (its device copy while the layer runs is not counted either).
     """
     for module in model.modules():
         original = getattr(module, "_gradient_checkpointing_func", None)
@@ -206,6 +208,8 @@ def _wrap_checkpointing(model: nn.Module, tracker: StorageTracker, target: Targe
                 finally:
                     tracker.end_region()
 
+            if offload and tracker.phase == "forward" and args and isinstance(args[0], torch.Tensor):
+                tracker.exclude(args[0])
             return _original(region, *args, **kwargs)
 
         object.__setattr__(module, "_gradient_checkpointing_func", checkpointed)
@@ -311,6 +315,7 @@ def simulate(
     target: Target = device
     resolved = resolve_model(spec.model)
     requested = spec
+    notes: tuple[str, ...] = ()
     if spec.optimizer == "adamw_4bit":  # torchao's tensor subclasses and compiled step do not run on meta
         spec = spec.model_copy(update={"optimizer": "adamw_8bit"})
     fused = spec.optimizer == "adamw_torch_fused"
@@ -323,7 +328,8 @@ def simulate(
     workspace = cublas_workspace_bytes(spec.hardware.gpu) if target == "cuda" else 0
     with _quiet(), _meta_autocast():
         sim = build_sim_model(spec, resolved, target, padded=padding == "padded")
-        _wrap_checkpointing(sim.model, tracker, target)
+        notes += sim.notes
+        _wrap_checkpointing(sim.model, tracker, target, offload=spec.activation_offload)
         optimizer = make_optimizer(spec, sim.adapter, foreach=(target == "cuda" and not fused) or None)
         qmaps = _prepare_optimizer(optimizer)
         step = _Step(sim, tracker, optimizer, target, paged=spec.optimizer.startswith("paged"))
@@ -339,7 +345,6 @@ def simulate(
                 training_step(sim.model, [batch] * micro, optimizer, spec.grad_accum, on_phase=step)
     peak = tracker.replay()
     breakdown: dict[str, int] = {name: int(peak.breakdown.get(name, 0)) for name in SIM_COMPONENTS}
-    notes: tuple[str, ...] = ()
     if requested.optimizer == "adamw_4bit":
         from lorabench.predict.memory.formula import optimizer_state_bytes
 
@@ -348,9 +353,9 @@ def simulate(
         four, _ = optimizer_state_bytes(sizes, "adamw_4bit", device)
         if breakdown["optimizer_state"] >= eight:
             breakdown["optimizer_state"] -= eight - four
-        notes = (ADAMW_4BIT_NOTE,)
+        notes += (ADAMW_4BIT_NOTE,)
     if fused:
-        notes = (ADAMW_FUSED_NOTE,)
+        notes += (ADAMW_FUSED_NOTE,)
     return SimResult(
         peak_allocated_bytes=sum(breakdown.values()),
         breakdown=breakdown,
