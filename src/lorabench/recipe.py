@@ -85,7 +85,7 @@ def make_optimizer(
         return torch.optim.AdamW(params, lr=lr, weight_decay=0.0, fused=True)
     if spec.optimizer == "adamw_4bit":
         try:
-            from torchao.optim import AdamW4bit
+            from torchao.optim import AdamW4bit  # type: ignore[import-not-found, unused-ignore]
         except ImportError:
             from lorabench.errors import ConfigError
 

@@ -123,6 +123,8 @@ def _adapter_spec(ref: str, dora: bool, rank: int, targets: _Targets, knobs: _Kn
         rank_pattern=rank_pattern,
         alpha_pattern=alpha_pattern,
     )
+
+
 _COEFFICIENTS_FILE = "formula_coefficients.json"
 _PAGED_MIN_NUMEL = 100_000
 _BNB_MIN_8BIT_NUMEL = 4096
@@ -335,21 +337,23 @@ def _quantized_bytes(out_features: int, in_features: int, bits: int, block: int)
     return _round((numel + 1) // 2, block), constants
 
 
-def _optimizer_bytes(adapter: tuple[int, ...], optimizer: str, device: str, block: int) -> tuple[int, int]:
+def _optimizer_bytes(
+    adapter: tuple[int, ...], optimizer: str, device: str, block: int, elems: tuple[int, ...] | None = None
+) -> tuple[int, int]:
     """(bytes in the peak, paged bytes) of the optimizer state for trainable tensors of ``adapter`` elements.
 
     ``adamw_torch``: two fp32 states (step counters on the host on CUDA); ``adamw_torch_fused``: the same, its
     0-d step counters on the device; ``adamw_8bit`` / ``paged_adamw_8bit``: bitsandbytes' blockwise uint8 states;
     ``paged_adamw_32bit``: fp32 states, paged like the 8-bit one; ``adamw_4bit``: torchao's 4-bit states (tensors
     of at least 4096 elements divisible by 128: packed nibbles + one fp32 scale per 128 + a 16-entry map; fp32
-    otherwise).
+    otherwise). ``elems``: the tensors' element sizes (torch's AdamW keeps its states in the parameter's dtype,
+    e.g. bf16 for a ``modules_to_save`` copy on a 16-bit base); default fp32.
     """
+    sizes = elems or (_FP32,) * len(adapter)
     if optimizer in ("adamw_torch", "adamw_torch_fused"):
-        if optimizer == "adamw_torch_fused" or device == "cpu":
-            steps = len(adapter) * _round(_FP32, block)
-        else:
-            steps = 0
-        return sum(2 * _round(n * _FP32, block) for n in adapter) + steps, 0
+        on_device = optimizer == "adamw_torch_fused" or device == "cpu"  # else the counters stay on the host
+        steps = len(adapter) * _round(_FP32, block) if on_device else 0
+        return sum(2 * _round(n * e, block) for n, e in zip(adapter, sizes, strict=True)) + steps, 0
     if optimizer == "adamw_4bit":
         total = 0
         for n in adapter:
@@ -413,7 +417,8 @@ def _static(
                 constants += c
         adapter = sum(_round(n * _elem(e, bits), block) for n, e in zip(graph.adapter, graph.adapter_elem, strict=True))
     gradients = sum(_round(n * _elem(e, bits), block) for n, e in zip(graph.adapter, graph.adapter_elem, strict=True))
-    optimizer_state, paged = _optimizer_bytes(graph.adapter, optimizer, device, block)
+    elems = tuple(_elem(e, bits) for e in graph.adapter_elem)
+    optimizer_state, paged = _optimizer_bytes(graph.adapter, optimizer, device, block, elems)
     workspace = 0
     if device == "cuda":
         from lorabench.predict.memory.simulation.engine import cublas_workspace_bytes
@@ -644,7 +649,9 @@ def formula_memory(
     dora = spec.method == "dora"
     static = _static_for(spec, device)
     key = group_key(device, spec.bits, spec.grad_ckpt, dora)
-    features = list(_features(static, batch, length, spec.dropout > 0 and not static.graph.dropout_zero, spec.bits, dora))
+    features = list(
+        _features(static, batch, length, spec.dropout > 0 and not static.graph.dropout_zero, spec.bits, dora)
+    )
     notes = _adjust_features(spec, features)
     best: dict[str, int] = {}
     phase = "backward"
@@ -659,7 +666,9 @@ def formula_memory(
     fitted_types = coefficients().get("model_types", ["llama"])
     extrapolated = static.graph.model_type not in fitted_types
     if extrapolated:
-        notes.insert(0, f"model_type {static.graph.model_type!r}: coefficients fitted on {', '.join(fitted_types)} only")
+        notes.insert(
+            0, f"model_type {static.graph.model_type!r}: coefficients fitted on {', '.join(fitted_types)} only"
+        )
     if spec.attention == "eager":
         # eager attention saves the softmax (fp32) and its bf16 cast, b x heads x s x s, in every layer kept
         kept = 1 if spec.grad_ckpt else static.graph.layers
