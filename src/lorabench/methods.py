@@ -118,7 +118,13 @@ def lora_config(spec: RunSpec, model: torch.nn.Module | None = None) -> LoraConf
     is 0 (:data:`FUSED_EXPERT_DROPOUT_NOTE`): PEFT refuses any other value there.
     """
     dropout = spec.dropout
-    if dropout > 0 and model is not None and fused_expert_targets(spec, model):
+    fused = model is not None and fused_expert_targets(spec, model)
+    if fused and spec.method == "dora":
+        raise ModelError(
+            "method: PEFT cannot put DoRA on fused experts (lora.ParamWrapper refuses use_dora); "
+            f"use lora/rslora, or target attention/dense modules only (fused targets: {', '.join(fused)})"
+        )
+    if dropout > 0 and fused:
         dropout = 0.0
     return _peft_config(spec, dropout)
 

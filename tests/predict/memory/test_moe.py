@@ -109,6 +109,13 @@ def test_fused_experts_are_not_quantized_and_the_record_says_why(moe_dirs: dict[
     assert record["quantization_note"] is not None and "not 0.25x" in record["quantization_note"]
 
 
+def test_mixtral_all_linear_adapts_the_routers_and_warns(moe_dirs: dict[str, Path]) -> None:
+    acc = account(_spec(moe_dirs["mixtral"]))
+    groups = {g.name: g for g in acc.module_groups}
+    assert groups["router"].adapted == groups["router"].units == 2  # PEFT's conversion targets gate.weight
+    assert any(w.startswith("router:") for w in acc.warnings)
+
+
 def test_deepseek_shared_experts_skipped_by_all_linear_are_reported(moe_dirs: dict[str, Path]) -> None:
     # PEFT's transformers-5 conversion maps gate_proj/up_proj onto the fused experts and drops them elsewhere
     record = estimate(_spec(moe_dirs["deepseek"]))

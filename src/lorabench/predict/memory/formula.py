@@ -674,8 +674,6 @@ def formula_memory(
         kept = 1 if spec.grad_ckpt else static.graph.layers
         dynamic["activations"] += kept * batch * static.graph.heads * length * length * (_FP32 + 2)
     extrapolated = extrapolated or bool(notes)
-    if static.graph.dropout_zero and spec.dropout > 0:
-        notes.append("lora_dropout 0 (PEFT refuses dropout on fused experts)")
     if spec.grad_accum > 1:
         dynamic["gradients"] = static.gradients  # earlier micro-batches' gradients are live
     else:

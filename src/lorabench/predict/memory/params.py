@@ -233,13 +233,13 @@ def module_group(path: str, module: torch.nn.Module | None = None) -> str | None
     return None
 
 
-def _scan_groups(base: torch.nn.Module) -> tuple[dict[str, ModuleGroup], set[str]]:
+def _scan_groups(base: torch.nn.Module) -> tuple[dict[str, ModuleGroup], dict[str, str]]:
     """Adaptable units, parameters and quantized parameters of each module group of the bare base model."""
     get_out = getattr(base, "get_output_embeddings", None)
     output_embedding = get_out() if callable(get_out) else None
     skip = modules_kept_unquantized(base)
     groups = {name: ModuleGroup(name) for name in MODULE_GROUPS}
-    units: set[str] = set()
+    units: dict[str, str] = {}  # adaptable weight -> its group
     for name, module in base.named_modules():
         if module is output_embedding:
             continue
@@ -259,12 +259,14 @@ def _scan_groups(base: torch.nn.Module) -> tuple[dict[str, ModuleGroup], set[str
             else:
                 groups[group].unquantized_kinds.add(type(module).__name__)
             if (linear and param_name == "weight") or not linear:
-                units.add(name if linear else f"{name}.{param_name}")
+                units[name if linear else f"{name}.{param_name}"] = group
                 groups[group].units += 1
     return groups, units
 
 
-def _count_adapted(peft_model: torch.nn.Module, groups: dict[str, ModuleGroup], units: set[str]) -> list[ModuleGroup]:
+def _count_adapted(
+    peft_model: torch.nn.Module, groups: dict[str, ModuleGroup], units: dict[str, str]
+) -> list[ModuleGroup]:
     """Count the units PEFT adapted per group (linear layers and ``ParamWrapper``-wrapped parameters)."""
     from peft.tuners.lora import LoraLayer
 
@@ -277,9 +279,7 @@ def _count_adapted(peft_model: torch.nn.Module, groups: dict[str, ModuleGroup], 
         key = f"{path}.{parameter}" if parameter else path
         if key in units and key not in adapted:
             adapted.add(key)
-            group = module_group(key)
-            if group is not None:
-                groups[group].adapted += 1
+            groups[units[key]].adapted += 1
     return [g for g in groups.values() if g.units or g.params]
 
 
@@ -297,6 +297,12 @@ def _group_warnings(spec: RunSpec, groups: list[ModuleGroup]) -> list[str]:
             )
         elif group.adapted_state == "partial" and spec.layers_to_transform is None and not spec.rank_pattern:
             found.append(f"{group.name}: only {group.adapted} of its {group.units} weights have an adapter")
+    router = next((g for g in groups if g.name == "router"), None)
+    if router is not None and router.adapted:
+        found.append(
+            f"router: {router.adapted} router weights have an adapter (PEFT maps {spec.targets!r} onto them); "
+            "list explicit targets to leave the routers frozen"
+        )
     return found
 
 
