@@ -142,3 +142,30 @@ def test_simulated_qlora_moe_counts_fp32_experts(moe_dirs: dict[str, Path]) -> N
     qlora = simulate(_spec(moe_dirs["mixtral"], method="qlora"))
     # k-bit preparation upcasts the (unquantized) fused experts to fp32: the 4-bit run holds more weight bytes
     assert qlora.breakdown["weights"] > lora.breakdown["weights"]
+
+
+@pytest.mark.parametrize("engine", ["formula", "simulate"])
+def test_cli_table_lists_groups_and_warns_on_stderr(
+    moe_dirs: dict[str, Path], engine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lorabench.cli.main import main
+
+    args = ["estimate", "--model", str(moe_dirs["deepseek"]), "--method", "qlora", "--targets", "all-linear"]
+    code = main([*args, "--engine", engine, "--batch-size", "1", "--seq-len", "16"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "Traceback" not in out + err
+    assert "Module groups" in out and "shared experts" in out
+    assert "not 0.25x" in " ".join(out.split())
+    assert "warning: shared experts:" in err
+    if engine == "formula":
+        assert "warning: formula extrapolates: model_type 'deepseek_v2'" in err
+
+
+def test_cli_dora_on_fused_experts_is_one_line(moe_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from lorabench.cli.main import main
+
+    code = main(["estimate", "--model", str(moe_dirs["mixtral"]), "--method", "dora", "--targets", "all-linear"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "DoRA on fused experts" in err
