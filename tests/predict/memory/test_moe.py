@@ -94,6 +94,31 @@ def test_every_engine_gives_a_number(moe_dirs: dict[str, Path], arch: str, bits:
     if engine == "formula":
         assert record["memory_extrapolated"] is True
         assert any("fitted on" in note for note in record["memory_notes"])
+        assert any("fused experts" in note for note in record["memory_notes"])
+
+
+def test_formula_counts_the_folded_expert_weights(tmp_path: Path) -> None:
+    from transformers import MixtralConfig
+
+    from lorabench.predict.memory.formula import formula_memory
+    from lorabench.predict.memory.simulation.engine import simulate
+
+    config = MixtralConfig(
+        **{**_COMMON, "hidden_size": 256, "intermediate_size": 704, "vocab_size": 512},
+        num_key_value_heads=2,
+        num_local_experts=8,
+        num_experts_per_tok=2,
+    )
+    config.save_pretrained(tmp_path)
+    # without checkpointing every layer keeps PEFT's folded copy of its expert stack for the backward
+    spec = _spec(tmp_path, micro_batch=2, seq_len=64)
+    attention_only = _spec(tmp_path, micro_batch=2, seq_len=64, targets="q_proj,k_proj,v_proj,o_proj")
+    delta_formula = (
+        formula_memory(spec).breakdown["activations"] - formula_memory(attention_only).breakdown["activations"]
+    )
+    delta_sim = simulate(spec).breakdown["activations"] - simulate(attention_only).breakdown["activations"]
+    assert delta_sim > 0
+    assert abs(delta_formula - delta_sim) <= 0.25 * delta_sim
 
 
 def test_fused_experts_are_not_quantized_and_the_record_says_why(moe_dirs: dict[str, Path]) -> None:

@@ -195,6 +195,7 @@ class _Graph:
     dora_out: int  # its out_features
     adapted_weights: int  # elements of all adapted weights (sum of in x out)
     quantized_max: int  # largest quantized weight (elements)
+    wrapped_weights: int = 0  # elements of parameters PEFT adapts with lora.ParamWrapper (fused experts, routers)
 
 
 @dataclass(frozen=True)
@@ -277,9 +278,13 @@ def _graph(ref: str, dora: bool, rank: int, targets: _Targets, knobs: _Knobs = (
     adapter = [int(p.numel()) for p in model.parameters() if p.requires_grad]
     # modules_to_save copies keep the base dtype (bf16 at 16 bits; fp32 after k-bit preparation)
     adapter_elem = [int(p.element_size()) for p in model.parameters() if p.requires_grad]
-    in_sum = out_sum = r_sum = weights_sum = 0
+    in_sum = out_sum = r_sum = weights_sum = wrapped = 0
     dora_in = dora_out = 0
     for module in model.modules():
+        parameter = getattr(module, "parameter_name", None)
+        if isinstance(module, LoraLayer) and module.r and parameter:
+            wrapped += int(getattr(module.get_base_layer(), parameter).numel())
+            continue
         if isinstance(module, LoraLayer) and module.r:
             fan_in, fan_out = int(module.in_features or 0), int(module.out_features or 0)
             in_sum += fan_in
@@ -295,7 +300,7 @@ def _graph(ref: str, dora: bool, rank: int, targets: _Targets, knobs: _Knobs = (
     return _Graph(
         model_type=str(getattr(config, "model_type", "") or ""),
         hidden=hidden,
-        intermediate=_int_attr(config, "intermediate_size", 4 * hidden),
+        intermediate=_moe_intermediate(config, _int_attr(config, "intermediate_size", 4 * hidden)),
         layers=_int_attr(config, "num_hidden_layers"),
         heads=heads,
         kv_dim=kv_heads * head_dim,
@@ -314,7 +319,19 @@ def _graph(ref: str, dora: bool, rank: int, targets: _Targets, knobs: _Knobs = (
         dora_out=dora_out,
         adapted_weights=weights_sum,
         quantized_max=max((o * i for o, i in quantized), default=0),
+        wrapped_weights=wrapped,
     )
+
+
+def _moe_intermediate(config: Any, dense: int) -> int:
+    """Intermediate width a token really goes through: top-k routed experts (+ shared experts) for MoE models."""
+    top_k = getattr(config, "num_experts_per_tok", None)
+    if not top_k:
+        return dense
+    expert = int(getattr(config, "moe_intermediate_size", None) or dense)
+    shared = int(getattr(config, "shared_expert_intermediate_size", None) or 0)
+    shared += int(getattr(config, "n_shared_experts", None) or 0) * expert
+    return int(top_k) * expert + shared
 
 
 @functools.lru_cache(maxsize=256)
@@ -669,6 +686,13 @@ def formula_memory(
         notes.insert(
             0, f"model_type {static.graph.model_type!r}: coefficients fitted on {', '.join(fitted_types)} only"
         )
+    if static.graph.wrapped_weights:
+        # PEFT's ParamWrapper folds W + B@A into a full copy of each fused expert stack per forward, and the grouped
+        # matmul keeps it for backward: one copy per layer kept (bf16, or fp32 after k-bit preparation)
+        kept = 1 if spec.grad_ckpt else static.graph.layers
+        elem = 2 if spec.bits == 16 else _FP32
+        dynamic["activations"] += kept * static.graph.wrapped_weights // static.graph.layers * elem
+        notes.append("fused experts: PEFT ParamWrapper's folded expert weights added per kept layer (not fitted)")
     if spec.attention == "eager":
         # eager attention saves the softmax (fp32) and its bf16 cast, b x heads x s x s, in every layer kept
         kept = 1 if spec.grad_ckpt else static.graph.layers
