@@ -4,7 +4,9 @@
 ``use_dora`` (one magnitude per output feature of each adapted layer), rsLoRA sets
 ``use_rslora`` (scaling alpha/sqrt(r), same parameters as LoRA). ``bits`` chooses the
 frozen base's storage: bf16, bitsandbytes LLM.int8, or NF4 with double quantization and
-bf16 compute (QLoRA's recipe).
+bf16 compute (QLoRA's recipe). PEFT's ``modules_to_save``, ``layers_to_transform``, ``rank_pattern`` and
+``alpha_pattern`` pass through. On transformers-5 mixture-of-experts models PEFT adapts fused expert tensors with
+``lora.ParamWrapper`` (which refuses dropout and DoRA): the dropout is then 0 and the accounting says so.
 """
 
 from __future__ import annotations

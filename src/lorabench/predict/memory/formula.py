@@ -18,7 +18,19 @@ the meta device and cached; :func:`lorabench.predict.memory.params.account` give
   for smaller ones, and two 256-entry fp32 quantile maps; ``paged_adamw_8bit`` has the same bytes, but on
   CUDA the states of tensors of at least 100,000 elements live in managed memory: reported as
   ``paged_optimizer_bytes``, not in the peak.
+- ``adamw_torch_fused`` keeps the same states, its step counters on the device; ``paged_adamw_32bit`` keeps fp32
+  states paged like the 8-bit one; ``adamw_4bit`` (torchao) packed 4-bit states with a fp32 scale per 128
+  elements for tensors of at least 4096 elements. torch's AdamW keeps states in the parameter's dtype, so a
+  ``modules_to_save`` copy on a 16-bit base has bf16 states (its weight and gradient are bf16 too).
+- PEFT's knobs (``modules_to_save``, ``layers_to_transform``, ``rank_pattern``, ``alpha_pattern``) are part of the
+  module graph, so every static part follows them exactly.
 - on ``cuda`` every tensor is rounded up to the caching allocator's 512-byte blocks.
+
+Knobs and architectures the fit did not see are added as analytic terms and the result is flagged
+``extrapolated`` with a note each (the CLI prints them on stderr): ``attention: eager`` (the b x heads x s x s
+softmax per kept layer), ``cross_entropy: fused`` (the fitted logits term removed), ``activation_offload`` (the
+other layers' checkpoint terms removed), mixture-of-experts (the top-k routed + shared intermediate width, and
+PEFT ``ParamWrapper``'s folded copy of each adapted expert stack per kept layer).
 
 Dynamic components (``activations``, ``temporaries``, and the ``gradients`` live at the peak) are linear in
 physically motivated features of the batch, sequence length and architecture (:data:`FEATURES`). The peak is the

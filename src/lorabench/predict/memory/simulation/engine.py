@@ -22,6 +22,14 @@ Validated: against real CPU training of the tiny model with the independent prof
 ``torch.cuda.max_memory_allocated`` of Llama-3.1-8B on an H200 (results/gpu/h200-2026-11-28: within 0.04% once
 the workspaces are counted; k-bit runs have 3.5-4.5 MiB more that is not accounted for).
 
+Knobs: ``attention`` eager (transformers' eager attention, the s x s scores kept) or flash_attention_2 (SDPA without
+a mask, which CUDA runs with the flash kernel); ``cross_entropy: fused`` (a chunked linear cross-entropy with
+Liger's chunk size, :mod:`.model`); ``activation_offload`` (each checkpointed layer's saved input left out of the
+device total); ``adamw_torch_fused`` (simulated as the single-tensor loop, step counters on the device) and
+``adamw_4bit`` (simulated as bitsandbytes' 8-bit optimizer, its state resized to torchao's 4-bit bytes) are
+approximations and say so in ``notes``. Fused experts (transformers 5 MoE) run as PyTorch's grouped matmul; its
+fp32 fallback (QLoRA upcasts the unquantized experts) is given the fallback's output.
+
 Not modelled: the allocator's block splitting and caching (``reserved`` > ``allocated``), the CUDA context,
 LLM.int8 outlier columns (data-dependent; assumed none), ZeRO/DDP buffers (one device is simulated), and
 ``CUBLAS_WORKSPACE_CONFIG`` overrides. The only real memory touched: AdamW's 0-d step counters (CPU tensors, as
