@@ -11,7 +11,8 @@ tensors they run on:
   ``enable_input_require_grads()``.
 - ``use_cache = False`` (transformers' Trainer default); PEFT ``get_peft_model`` with :func:`lora_config`
   (adapters in fp32, PEFT's default).
-- Optimizers with weight decay 0: ``torch.optim.AdamW``, bitsandbytes ``AdamW8bit`` or ``PagedAdamW8bit``.
+- Optimizers with weight decay 0: ``torch.optim.AdamW`` (foreach or fused), bitsandbytes ``AdamW8bit``,
+  ``PagedAdamW8bit`` or ``PagedAdamW32bit``, torchao ``AdamW4bit``.
 - A step: ``model(**batch).loss / grad_accum``, ``backward()`` per micro-batch, then ``step()`` and
   ``zero_grad(set_to_none=True)``.
 """
@@ -52,7 +53,7 @@ def prepare_for_training(base: Any, spec: RunSpec) -> nn.Module:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             base.enable_input_require_grads()
         base.config.use_cache = False
-        model: nn.Module = get_peft_model(base, lora_config(spec))
+        model: nn.Module = get_peft_model(base, lora_config(spec, base))
     return model
 
 
@@ -61,6 +62,10 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """The spec's optimizer over ``params`` (learning rate from the spec, no weight decay).
 
+    ``adamw_torch`` / ``adamw_torch_fused``: ``torch.optim.AdamW`` (``fused=True`` for the latter);
+    ``adamw_8bit`` / ``paged_adamw_8bit`` / ``paged_adamw_32bit``: bitsandbytes ``AdamW8bit`` /
+    ``PagedAdamW8bit`` / ``PagedAdamW32bit``; ``adamw_4bit``: torchao's ``AdamW4bit``.
+
     Args:
         spec: The run spec.
         params: Trainable parameters.
@@ -68,25 +73,48 @@ def make_optimizer(
 
     Returns:
         The optimizer.
+
+    Raises:
+        ConfigError: ``adamw_4bit`` without torchao installed.
     """
     params = list(params)
+    lr = spec.learning_rate
     if spec.optimizer == "adamw_torch":
-        return torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=0.0, foreach=foreach)
-    from bitsandbytes.optim.adamw import AdamW8bit, PagedAdamW8bit
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.0, foreach=foreach)
+    if spec.optimizer == "adamw_torch_fused":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.0, fused=True)
+    if spec.optimizer == "adamw_4bit":
+        try:
+            from torchao.optim import AdamW4bit  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:
+            from lorabench.errors import ConfigError
 
-    optimizer_class = AdamW8bit if spec.optimizer == "adamw_8bit" else PagedAdamW8bit
-    optimizer: torch.optim.Optimizer = optimizer_class(params, lr=spec.learning_rate, weight_decay=0.0)
+            raise ConfigError("optimizer: adamw_4bit needs torchao (pip install torchao)") from None
+        optimizer_4bit: torch.optim.Optimizer = AdamW4bit(params, lr=lr, weight_decay=0.0)
+        return optimizer_4bit
+    from bitsandbytes.optim.adamw import AdamW8bit, PagedAdamW8bit, PagedAdamW32bit
+
+    classes = {"adamw_8bit": AdamW8bit, "paged_adamw_8bit": PagedAdamW8bit, "paged_adamw_32bit": PagedAdamW32bit}
+    optimizer: torch.optim.Optimizer = classes[spec.optimizer](params, lr=lr, weight_decay=0.0)
     return optimizer
+
+
+_OPTIMIZER_CLASSES = {
+    "adamw_torch": "torch.optim.AdamW",
+    "adamw_torch_fused": "torch.optim.AdamW(fused=True)",
+    "adamw_8bit": "bitsandbytes.optim.AdamW8bit",
+    "paged_adamw_8bit": "bitsandbytes.optim.PagedAdamW8bit",
+    "paged_adamw_32bit": "bitsandbytes.optim.PagedAdamW32bit",
+    "adamw_4bit": "torchao.optim.AdamW4bit",
+}
 
 
 def optimizer_name(spec: RunSpec) -> str:
     """The class :func:`make_optimizer` builds for ``spec``, as recorded in run records."""
-    if spec.optimizer == "adamw_torch":
-        return "torch.optim.AdamW"
-    if spec.optimizer == "adamw_8bit":
-        return "bitsandbytes.optim.AdamW8bit"
-    note = "" if torch.cuda.is_available() else " (bitsandbytes falls back to non-paged state on CPU)"
-    return "bitsandbytes.optim.PagedAdamW8bit" + note
+    name = _OPTIMIZER_CLASSES[spec.optimizer]
+    if spec.optimizer.startswith("paged") and not torch.cuda.is_available():
+        name += " (bitsandbytes falls back to non-paged state on CPU)"
+    return name
 
 
 def training_step(

@@ -176,6 +176,7 @@ def render_estimate(record: dict[str, Any], console: Console) -> None:
         f"= {record['trainable_percent']:.4f}% · weights at {bits}-bit {format_bytes(record['weights_bytes'], unit)} "
         f"(params × bits/8 would say {format_bytes(record['nominal_weights_bytes'], unit)})"
     )
+    _render_groups(record, console)
     if "peak_allocated_bytes" in record:
         _render_memory(record, console)
     if record.get("warnings"):
@@ -195,8 +196,29 @@ def render_estimate(record: dict[str, Any], console: Console) -> None:
         console.print(f"  [dim]{t['step']['provenance']}[/dim]")
 
 
+def _render_groups(record: dict[str, Any], console: Console) -> None:
+    """Which module groups got adapters and what bitsandbytes quantizes; notes and warnings (also on stderr)."""
+    groups = record.get("module_groups") or []
+    if any(g["group"] != "attention" for g in groups) or record.get("warnings"):
+        table = Table(title="Module groups: adapters and 8/4-bit quantization")
+        for name in ("group", "adapted", "quantization at 8/4 bits"):
+            table.add_column(name)
+        for g in groups:
+            table.add_row(g["group"], f"{g['adapted']} ({g['adapted_units']}/{g['units']})", g["quantization"])
+        console.print(table)
+    if record.get("quantization_note") and record["spec"]["bits"] < 16:
+        console.print(f"note: {record['quantization_note']}")
+    for note in record.get("notes") or []:
+        console.print(f"note: {note}")
+    for warning in record.get("warnings") or []:
+        typer.echo(f"warning: {warning}", err=True)
+
+
 def _render_memory(record: dict[str, Any], console: Console) -> None:
     totals = record["device_totals"]
+    for note in record.get("memory_notes") or []:
+        prefix = "warning: formula extrapolates" if record.get("memory_extrapolated") else "note"
+        typer.echo(f"{prefix}: {note}", err=True)
     table = Table(
         title=f"Peak memory per GPU · batch {record['micro_batch']} × seq {record['seq_len']} · "
         f"{totals['parallelism']} on {totals['gpus']} GPU(s) · engine {record['engine']} ({record['device']})",

@@ -50,7 +50,7 @@ __all__ = [
 
 FACTS_SCHEMA = "lorabench.model_facts"
 # Bump when what is recorded (or how) changes: older cache files are then never read.
-FACTS_SCHEMA_VERSION = 1
+FACTS_SCHEMA_VERSION = 2
 
 _LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes")
 # Config attributes read through ConfigFacts even when they are properties (not in to_dict()).
@@ -155,6 +155,15 @@ class ModelFacts:
         adapted_weights: Elements of all adapted weights.
         linears: Every base ``nn.Linear`` (``lm_head`` included).
         adapters: Every adapter.
+        adapter_elem: Element size (bytes) of each trainable tensor (fp32 adapters; ``modules_to_save`` copies
+            keep the base dtype).
+        dropout_zero: PEFT got lora_dropout 0 (so it builds no dropout modules).
+        wrapped_weights: Elements of fused (3-D) expert parameters PEFT wraps with ``ParamWrapper``.
+        modules_to_save_params: Trainable parameters of the ``modules_to_save`` copies.
+        module_groups: Per module group (attention, dense mlp, experts, shared experts, router): units,
+            adapted, params, quantized params and the class names left 16-bit.
+        dropout: The lora_dropout PEFT really gets (0 where it wraps fused experts).
+        notes: Notes from building the adapter (e.g. why dropout was set to 0).
         built: ``built`` when this process built the meta model, ``cache`` when read from disk.
     """
 
@@ -180,6 +189,13 @@ class ModelFacts:
     adapted_weights: int
     linears: tuple[LinearFact, ...]
     adapters: tuple[AdapterFact, ...]
+    adapter_elem: tuple[int, ...] = ()
+    dropout_zero: bool = False
+    wrapped_weights: int = 0
+    modules_to_save_params: int = 0
+    module_groups: tuple[Mapping[str, Any], ...] = ()
+    dropout: float = 0.0
+    notes: tuple[str, ...] = ()
     built: str = "built"
 
     def to_json(self) -> dict[str, Any]:
@@ -196,6 +212,8 @@ class ModelFacts:
             value = getattr(self, name)
             if name in ("components", "linears", "adapters"):
                 value = [asdict(item) for item in value]
+            elif name == "module_groups":
+                value = [dict(item) for item in value]
             data[name] = value
         return data
 
@@ -244,6 +262,13 @@ class ModelFacts:
             adapted_weights=int(data["adapted_weights"]),
             linears=tuple(LinearFact(**item) for item in data["linears"]),
             adapters=tuple(AdapterFact(**item) for item in data["adapters"]),
+            adapter_elem=tuple(int(n) for n in data["adapter_elem"]),
+            dropout_zero=bool(data["dropout_zero"]),
+            wrapped_weights=int(data["wrapped_weights"]),
+            modules_to_save_params=int(data["modules_to_save_params"]),
+            module_groups=tuple(dict(g) for g in data["module_groups"]),
+            dropout=float(data["dropout"]),
+            notes=tuple(str(n) for n in data["notes"]),
             built="cache",
         )
 
@@ -434,12 +459,17 @@ def _adapters(peft_model: torch.nn.Module) -> tuple[list[AdapterFact], dict[str,
 
     ckpt = _checkpointed_ids(peft_model)
     found: list[AdapterFact] = []
-    sums = dict.fromkeys(("in_adapted", "out_adapted", "r_adapted", "adapted_weights", "dora_in", "dora_out"), 0)
+    sums = dict.fromkeys(
+        ("in_adapted", "out_adapted", "r_adapted", "adapted_weights", "dora_in", "dora_out", "wrapped_weights"), 0
+    )
     for module in peft_model.modules():
         if not isinstance(module, LoraLayer):
             continue
         layer: Any = module  # PEFT's attribute annotations are loose (lora_A is an nn.ModuleDict)
-        if layer.r:
+        parameter = getattr(layer, "parameter_name", None)
+        if layer.r and parameter:  # a fused expert parameter wrapped by PEFT's ParamWrapper
+            sums["wrapped_weights"] += int(getattr(layer.get_base_layer(), parameter).numel())
+        elif layer.r:
             fan_in, fan_out = int(layer.in_features or 0), int(layer.out_features or 0)
             sums["in_adapted"] += fan_in
             sums["out_adapted"] += fan_out
@@ -466,9 +496,15 @@ def _build(spec: RunSpec, resolved: ResolvedModel, key: Mapping[str, Any]) -> Mo
     """Build the meta model with its adapter once and read every fact from it."""
     from peft import get_peft_model
 
-    from lorabench.methods import check_targets, lora_config
+    from lorabench.errors import ModelError
+    from lorabench.methods import check_targets, effective_dropout, lora_config
     from lorabench.models.build import build_meta_model, quiet_hf
-    from lorabench.predict.memory.params import _base_components, modules_kept_unquantized
+    from lorabench.predict.memory.params import (
+        _base_components,
+        _count_adapted,
+        _scan_groups,
+        modules_kept_unquantized,
+    )
 
     config = resolved.config
     config_values = _config_values(config)  # before PEFT touches the model
@@ -478,19 +514,30 @@ def _build(spec: RunSpec, resolved: ResolvedModel, key: Mapping[str, Any]) -> Mo
     quantized, quantized_bias, unquantized, buffers = _quantization_split(base, skip)
     linears = _linears(base)
     check_targets(spec, base, resolved.display_name)
+    scanned, units = _scan_groups(base)
+    dropout, dropout_note = effective_dropout(spec, base)
+    peft_config = lora_config(spec, base)
     with quiet_hf():
-        peft_model = get_peft_model(base, lora_config(spec))
-    lora = dora = adapter_bytes = 0
+        try:
+            peft_model = get_peft_model(base, peft_config)
+        except ValueError as exc:  # PEFT's own checks (e.g. layers_to_transform on a model without layers)
+            raise ModelError(f"PEFT cannot build this adapter on {resolved.display_name}: {exc}") from None
+    groups = _count_adapted(peft_model, scanned, units)
+    lora = dora = saved = adapter_bytes = 0
     dtypes: set[str] = set()
     trainable: list[int] = []
+    elems: list[int] = []
     for name, param in peft_model.named_parameters():
         if not param.requires_grad:
             continue
         trainable.append(int(param.numel()))
+        elems.append(int(param.element_size()))
         adapter_bytes += param.numel() * param.element_size()
         dtypes.add(str(param.dtype).removeprefix("torch."))
         if "lora_magnitude_vector" in name:
             dora += param.numel()
+        elif "modules_to_save" in name:
+            saved += param.numel()
         else:
             lora += param.numel()
     adapters, sums = _adapters(peft_model)
@@ -514,6 +561,22 @@ def _build(spec: RunSpec, resolved: ResolvedModel, key: Mapping[str, Any]) -> Mo
         trainable=tuple(trainable),
         linears=tuple(linears),
         adapters=tuple(adapters),
+        adapter_elem=tuple(elems),
+        dropout_zero=float(peft_config.lora_dropout) == 0.0,
+        modules_to_save_params=saved,
+        module_groups=tuple(
+            {
+                "name": g.name,
+                "units": g.units,
+                "adapted": g.adapted,
+                "params": g.params,
+                "quantized_params": g.quantized_params,
+                "unquantized_kinds": sorted(g.unquantized_kinds),
+            }
+            for g in groups
+        ),
+        dropout=float(dropout),
+        notes=(dropout_note,) if dropout_note else (),
         built="built",
         **sums,
     )

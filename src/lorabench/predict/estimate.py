@@ -17,7 +17,14 @@ from lorabench.models.facts import library_versions, model_facts
 from lorabench.predict.memory.params import BITS, Accounting, account
 from lorabench.spec import LoadedSpec, RunSpec
 
-__all__ = ["ESTIMATE_SCHEMA", "ESTIMATE_SCHEMA_VERSION", "estimate", "estimate_record"]
+__all__ = [
+    "ESTIMATE_SCHEMA",
+    "ESTIMATE_SCHEMA_VERSION",
+    "estimate",
+    "estimate_record",
+    "module_groups_record",
+    "quantization_note",
+]
 
 ESTIMATE_SCHEMA = "lorabench.estimate"
 ESTIMATE_SCHEMA_VERSION = 1
@@ -47,7 +54,13 @@ def estimate_record(spec: RunSpec, acc: Accounting, loaded: LoadedSpec | None = 
         "trainable_breakdown": {
             "lora_params": acc.lora_params,
             "dora_magnitude_params": acc.dora_magnitude_params,
+            "modules_to_save_params": acc.modules_to_save_params,
         },
+        "module_groups": module_groups_record(acc),
+        "quantization_note": quantization_note(acc),
+        "effective_dropout": acc.dropout,
+        "notes": list(acc.notes),
+        "warnings": list(acc.warnings),
         "trainable_percent": 100.0 * acc.trainable_params / acc.base_params,
         "adapter_bytes": acc.adapter_bytes,
         "adapter_dtype": acc.adapter_dtype,
@@ -82,6 +95,35 @@ def estimate_record(spec: RunSpec, acc: Accounting, loaded: LoadedSpec | None = 
     }
 
 
+def module_groups_record(acc: Accounting) -> list[dict[str, Any]]:
+    """Per module group: weights LoRA could adapt, how many got an adapter, what bitsandbytes quantizes."""
+    return [
+        {
+            "group": g.name,
+            "units": g.units,
+            "adapted_units": g.adapted,
+            "adapted": g.adapted_state,
+            "params": g.params,
+            "quantized_params_at_8_4_bits": g.quantized_params,
+            "quantization": g.quant_verdict(),
+        }
+        for g in acc.module_groups
+    ]
+
+
+def quantization_note(acc: Accounting) -> str | None:
+    """Why a k-bit base is not bits/16 of the 16-bit one, when a large share of it stays 16-bit (None otherwise)."""
+    share = acc.quantized_share()
+    if share >= 0.9:
+        return None
+    ratio = acc.base_bytes(4) / acc.base_bytes(16) if acc.base_bytes(16) else 0.0
+    return (
+        f"bitsandbytes quantizes only exact nn.Linear weights: {100 * share:.0f}% of the base parameters here; "
+        f"the rest (fused experts, Linear subclasses, embeddings) stays 16-bit, so the 4-bit base is {ratio:.2f}x "
+        "the 16-bit one (not 0.25x), and k-bit preparation upcasts those 16-bit weights to fp32 for training"
+    )
+
+
 Engine = Literal["none", "simulate", "formula"]
 
 
@@ -99,14 +141,18 @@ def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model
             f"temporaries and live gradients by a closed form fitted to the simulate engine (group {result.group}); "
             f"{device} kernels" + ("; CUDA allocator 512-byte blocks" if device == "cuda" else "")
         )
+        notes = list(result.notes)
+        extrapolated = result.extrapolated
         if result.extrapolated:
-            how += "; EXTRAPOLATED: coefficients were fitted on Llama-architecture models only"
+            how += "; EXTRAPOLATED: " + "; ".join(notes)
     else:
         from lorabench.predict.memory.simulation.engine import simulate
 
         sim = simulate(spec, device=device)
         peak, breakdown, phase = sim.peak_allocated_bytes, dict(sim.breakdown), sim.peak_phase
         paged, seconds = sim.paged_optimizer_bytes, sim.seconds
+        notes = list(sim.notes)
+        extrapolated = False
         how = (
             "predicted (simulate): the real training step (2 iterations) of the HF model + PEFT on fake tensors, "
             f"every storage's lifetime tracked; {device} kernels"
@@ -131,6 +177,8 @@ def _memory(spec: RunSpec, engine: Engine, device: Literal["cuda", "cpu"], model
         "fits": fits_on_catalog_gpus(totals.device_total_bytes) if device == "cuda" else None,
         "engine_seconds": seconds,
         "memory_provenance": how,
+        "memory_extrapolated": engine == "formula" and bool(extrapolated),
+        "memory_notes": notes,
     }
 
 

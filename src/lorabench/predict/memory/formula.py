@@ -18,7 +18,19 @@ the meta device and cached; :func:`lorabench.predict.memory.params.account` give
   for smaller ones, and two 256-entry fp32 quantile maps; ``paged_adamw_8bit`` has the same bytes, but on
   CUDA the states of tensors of at least 100,000 elements live in managed memory: reported as
   ``paged_optimizer_bytes``, not in the peak.
+- ``adamw_torch_fused`` keeps the same states, its step counters on the device; ``paged_adamw_32bit`` keeps fp32
+  states paged like the 8-bit one; ``adamw_4bit`` (torchao) packed 4-bit states with a fp32 scale per 128
+  elements for tensors of at least 4096 elements. torch's AdamW keeps states in the parameter's dtype, so a
+  ``modules_to_save`` copy on a 16-bit base has bf16 states (its weight and gradient are bf16 too).
+- PEFT's knobs (``modules_to_save``, ``layers_to_transform``, ``rank_pattern``, ``alpha_pattern``) are part of the
+  module graph, so every static part follows them exactly.
 - on ``cuda`` every tensor is rounded up to the caching allocator's 512-byte blocks.
+
+Knobs and architectures the fit did not see are added as analytic terms and the result is flagged
+``extrapolated`` with a note each (the CLI prints them on stderr): ``attention: eager`` (the b x heads x s x s
+softmax per kept layer), ``cross_entropy: fused`` (the fitted logits term removed), ``activation_offload`` (the
+other layers' checkpoint terms removed), mixture-of-experts (the top-k routed + shared intermediate width, and
+PEFT ``ParamWrapper``'s folded copy of each adapted expert stack per kept layer).
 
 Dynamic components (``activations``, ``temporaries``, and the ``gradients`` live at the peak) are linear in
 physically motivated features of the batch, sequence length and architecture (:data:`FEATURES`). The peak is the
@@ -60,6 +72,7 @@ __all__ = [
     "formula_features",
     "formula_memory",
     "group_key",
+    "optimizer_state_bytes",
     "set_coefficients",
     "static_components",
 ]
@@ -105,6 +118,8 @@ FEATURES: tuple[str, ...] = (
 )
 
 _Targets = tuple[str, ...] | Literal["all-linear"]
+
+
 _COEFFICIENTS_FILE = "formula_coefficients.json"
 _PAGED_MIN_NUMEL = 100_000
 _BNB_MIN_8BIT_NUMEL = 4096
@@ -131,7 +146,9 @@ class FormulaResult:
         seq_len: Tokens per row.
         group: The coefficient group used (device, bits, checkpointing, DoRA).
         extrapolated: True when the model's architecture (``model_type``) is not one the coefficients were fitted
-            on (Llama); its dynamic components are then a rougher estimate (e.g. Gemma-2: about 10-20% low).
+            on (Llama), or a knob the fit did not cover changed a term (``notes`` says which); its dynamic
+            components are then a rougher estimate (e.g. Gemma-2: about 10-20% low).
+        notes: What was extrapolated or adjusted, one phrase each.
     """
 
     peak_allocated_bytes: int
@@ -145,6 +162,7 @@ class FormulaResult:
     seq_len: int
     group: str
     extrapolated: bool = False
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,7 +180,9 @@ class _Graph:
     unquantized: tuple[int, ...]  # element counts of the other (bf16) parameters, but the next
     quantized_bias: tuple[int, ...]  # element counts of the quantized linears' biases
     buffers: tuple[int, ...]  # buffer bytes
-    adapter: tuple[int, ...]  # element counts of the trainable parameters (fp32)
+    adapter: tuple[int, ...]  # element counts of the trainable parameters
+    adapter_elem: tuple[int, ...]  # their element sizes at 16 bits (LoRA fp32, modules_to_save copies bf16)
+    dropout_zero: bool  # PEFT gets dropout 0 (fused experts), whatever the spec says
     in_adapted: int
     out_adapted: int
     r_adapted: int
@@ -170,6 +190,7 @@ class _Graph:
     dora_out: int  # its out_features
     adapted_weights: int  # elements of all adapted weights (sum of in x out)
     quantized_max: int  # largest quantized weight (elements)
+    wrapped_weights: int = 0  # elements of parameters PEFT adapts with lora.ParamWrapper (fused experts, routers)
 
 
 @dataclass(frozen=True)
@@ -223,7 +244,7 @@ def _graph(facts: ModelFacts) -> _Graph:
     return _Graph(
         model_type=str(getattr(config, "model_type", "") or ""),
         hidden=hidden,
-        intermediate=_int_attr(config, "intermediate_size", 4 * hidden),
+        intermediate=_moe_intermediate(config, _int_attr(config, "intermediate_size", 4 * hidden)),
         layers=_int_attr(config, "num_hidden_layers"),
         heads=heads,
         kv_dim=kv_heads * head_dim,
@@ -233,6 +254,8 @@ def _graph(facts: ModelFacts) -> _Graph:
         quantized_bias=facts.quantized_bias,
         buffers=facts.buffers,
         adapter=facts.trainable,
+        adapter_elem=facts.adapter_elem,
+        dropout_zero=facts.dropout_zero,
         in_adapted=facts.in_adapted,
         out_adapted=facts.out_adapted,
         r_adapted=facts.r_adapted,
@@ -240,7 +263,19 @@ def _graph(facts: ModelFacts) -> _Graph:
         dora_out=facts.dora_out,
         adapted_weights=facts.adapted_weights,
         quantized_max=max((o * i for o, i in facts.quantized), default=0),
+        wrapped_weights=facts.wrapped_weights,
     )
+
+
+def _moe_intermediate(config: Any, dense: int) -> int:
+    """Intermediate width a token really goes through: top-k routed experts (+ shared experts) for MoE models."""
+    top_k = getattr(config, "num_experts_per_tok", None)
+    if not top_k:
+        return dense
+    expert = int(getattr(config, "moe_intermediate_size", None) or dense)
+    shared = int(getattr(config, "shared_expert_intermediate_size", None) or 0)
+    shared += int(getattr(config, "n_shared_experts", None) or 0) * expert
+    return int(top_k) * expert + shared
 
 
 @functools.lru_cache(maxsize=256)
@@ -262,22 +297,49 @@ def _quantized_bytes(out_features: int, in_features: int, bits: int, block: int)
     return _round((numel + 1) // 2, block), constants
 
 
-def _optimizer_bytes(adapter: tuple[int, ...], optimizer: str, device: str, block: int) -> tuple[int, int]:
-    """(bytes in the peak, paged bytes) of the optimizer state for trainable tensors of ``adapter`` elements."""
-    if optimizer == "adamw_torch":
-        steps = _FP32 * len(adapter) if device == "cpu" else 0
-        return sum(2 * _round(n * _FP32, block) for n in adapter) + steps, 0
-    resident = _QMAP_BYTES
+def _optimizer_bytes(
+    adapter: tuple[int, ...], optimizer: str, device: str, block: int, elems: tuple[int, ...] | None = None
+) -> tuple[int, int]:
+    """(bytes in the peak, paged bytes) of the optimizer state for trainable tensors of ``adapter`` elements.
+
+    ``adamw_torch``: two fp32 states (step counters on the host on CUDA); ``adamw_torch_fused``: the same, its
+    0-d step counters on the device; ``adamw_8bit`` / ``paged_adamw_8bit``: bitsandbytes' blockwise uint8 states;
+    ``paged_adamw_32bit``: fp32 states, paged like the 8-bit one; ``adamw_4bit``: torchao's 4-bit states (tensors
+    of at least 4096 elements divisible by 128: packed nibbles + one fp32 scale per 128 + a 16-entry map; fp32
+    otherwise). ``elems``: the tensors' element sizes (torch's AdamW keeps its states in the parameter's dtype,
+    e.g. bf16 for a ``modules_to_save`` copy on a 16-bit base); default fp32.
+    """
+    sizes = elems or (_FP32,) * len(adapter)
+    if optimizer in ("adamw_torch", "adamw_torch_fused"):
+        on_device = optimizer == "adamw_torch_fused" or device == "cpu"  # else the counters stay on the host
+        steps = len(adapter) * _round(_FP32, block) if on_device else 0
+        return sum(2 * _round(n * e, block) for n, e in zip(adapter, sizes, strict=True)) + steps, 0
+    if optimizer == "adamw_4bit":
+        total = 0
+        for n in adapter:
+            if n >= _BNB_MIN_8BIT_NUMEL and n % 128 == 0:
+                total += 2 * (_round(n // 2, block) + _round(n // 128 * _FP32, block) + _round(16 * _FP32, block))
+            else:
+                total += 2 * _round(n * _FP32, block)
+        return total, 0
+    eight_bit = optimizer != "paged_adamw_32bit"
+    resident = _QMAP_BYTES if eight_bit else 0
     paged = 0
     for n in adapter:
-        state = n if n >= _BNB_MIN_8BIT_NUMEL else n * _FP32
-        if n >= _BNB_MIN_8BIT_NUMEL:
+        blockwise = eight_bit and n >= _BNB_MIN_8BIT_NUMEL
+        state = n if blockwise else n * _FP32
+        if blockwise:
             resident += 2 * _round(_ceil_div(n, _BNB_BLOCK) * _FP32, block)
-        if optimizer == "paged_adamw_8bit" and device == "cuda" and n >= _PAGED_MIN_NUMEL:
+        if optimizer.startswith("paged") and device == "cuda" and n >= _PAGED_MIN_NUMEL:
             paged += 2 * _round(state, block)
         else:
             resident += 2 * _round(state, block)
     return resident, paged
+
+
+def optimizer_state_bytes(adapter: tuple[int, ...], optimizer: str, device: str) -> tuple[int, int]:
+    """(resident, paged) optimizer-state bytes for trainable tensors of ``adapter`` elements on ``device``."""
+    return _optimizer_bytes(adapter, optimizer, device, CUDA_BLOCK_BYTES if device == "cuda" else 1)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -303,15 +365,21 @@ def _static(facts: ModelFacts, bits: int, optimizer: str, device: str, gpu: str 
                 w, c = _quantized_bytes(out_features, in_features, bits, block)
                 weights += w
                 constants += c
-        adapter = sum(_round(n * _FP32, block) for n in graph.adapter)
-    gradients = sum(_round(n * _FP32, block) for n in graph.adapter)
-    optimizer_state, paged = _optimizer_bytes(graph.adapter, optimizer, device, block)
+        adapter = sum(_round(n * _elem(e, bits), block) for n, e in zip(graph.adapter, graph.adapter_elem, strict=True))
+    gradients = sum(_round(n * _elem(e, bits), block) for n, e in zip(graph.adapter, graph.adapter_elem, strict=True))
+    elems = tuple(_elem(e, bits) for e in graph.adapter_elem)
+    optimizer_state, paged = _optimizer_bytes(graph.adapter, optimizer, device, block, elems)
     workspace = 0
     if device == "cuda":
         from lorabench.predict.memory.device import cublas_workspace_bytes
 
         workspace = cublas_workspace_bytes(gpu)
     return _Static(graph, weights, constants, adapter, gradients, optimizer_state, paged, workspace)
+
+
+def _elem(elem: int, bits: int) -> int:
+    """A trainable tensor's element size: as built at 16 bits, fp32 after k-bit preparation."""
+    return elem if bits == 16 else _FP32
 
 
 def group_key(device: str, bits: int, grad_ckpt: bool, dora: bool) -> str:
@@ -426,6 +494,24 @@ def _features(static: _Static, batch: int, length: int, dropout: bool, bits: int
     )
 
 
+def _adjust_features(spec: RunSpec, features: list[float]) -> list[str]:
+    """Adjust the features for knobs the fit did not cover (the fit used sdpa, standard loss, no offload)."""
+    notes: list[str] = []
+    if spec.cross_entropy == "fused":
+        features[FEATURES.index("T*V")] = 0.0
+        notes.append("cross_entropy fused: the fitted logits term (T*V) removed, chunk buffers not modelled")
+    if spec.activation_offload:
+        for index, name in enumerate(FEATURES):
+            if name.endswith("*(L-1)"):
+                features[index] = 0.0
+        notes.append("activation_offload: the other layers' checkpoints off the device (their terms removed)")
+    if spec.attention == "eager":
+        notes.append("attention eager: b x heads x s^2 softmax (fp32 + bf16) added per saved layer")
+    elif spec.attention == "flash_attention_2":
+        notes.append("attention flash_attention_2: described by the sdpa fit (no s x s matrix either way)")
+    return notes
+
+
 def formula_features(
     spec: RunSpec,
     device: Literal["cuda", "cpu"] = "cuda",
@@ -452,7 +538,7 @@ def formula_features(
         _static_for(spec, device),
         micro_batch or spec.micro_batch,
         seq_len or spec.seq_len,
-        spec.dropout > 0,
+        spec.dropout > 0 and not _static_for(spec, device).graph.dropout_zero,
         spec.bits,
         spec.method == "dora",
     )
@@ -511,7 +597,10 @@ def formula_memory(
     dora = spec.method == "dora"
     static = _static_for(spec, device)
     key = group_key(device, spec.bits, spec.grad_ckpt, dora)
-    features = _features(static, batch, length, spec.dropout > 0, spec.bits, dora)
+    features = list(
+        _features(static, batch, length, spec.dropout > 0 and not static.graph.dropout_zero, spec.bits, dora)
+    )
+    notes = _adjust_features(spec, features)
     best: dict[str, int] = {}
     phase = "backward"
     for vectors, piece_phase in _group(key):  # the peak is the largest of the candidate moments
@@ -522,6 +611,24 @@ def formula_memory(
         if not best or sum(dynamic.values()) > sum(best.values()):
             best, phase = dynamic, piece_phase
     dynamic = best
+    fitted_types = coefficients().get("model_types", ["llama"])
+    extrapolated = static.graph.model_type not in fitted_types
+    if extrapolated:
+        notes.insert(
+            0, f"model_type {static.graph.model_type!r}: coefficients fitted on {', '.join(fitted_types)} only"
+        )
+    if static.graph.wrapped_weights:
+        # PEFT's ParamWrapper folds W + B@A into a full copy of each fused expert stack per forward, and the grouped
+        # matmul keeps it for backward: one copy per layer kept (bf16, or fp32 after k-bit preparation)
+        kept = 1 if spec.grad_ckpt else static.graph.layers
+        elem = 2 if spec.bits == 16 else _FP32
+        dynamic["activations"] += kept * static.graph.wrapped_weights // static.graph.layers * elem
+        notes.append("fused experts: PEFT ParamWrapper's folded expert weights added per kept layer (not fitted)")
+    if spec.attention == "eager":
+        # eager attention saves the softmax (fp32) and its bf16 cast, b x heads x s x s, in every layer kept
+        kept = 1 if spec.grad_ckpt else static.graph.layers
+        dynamic["activations"] += kept * batch * static.graph.heads * length * length * (_FP32 + 2)
+    extrapolated = extrapolated or bool(notes)
     if spec.grad_accum > 1:
         dynamic["gradients"] = static.gradients  # earlier micro-batches' gradients are live
     else:
@@ -546,5 +653,6 @@ def formula_memory(
         micro_batch=batch,
         seq_len=length,
         group=key,
-        extrapolated=static.graph.model_type not in coefficients().get("model_types", ["llama"]),
+        extrapolated=extrapolated,
+        notes=tuple(notes),
     )

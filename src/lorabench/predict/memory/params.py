@@ -19,7 +19,19 @@ from lorabench.spec import RunSpec
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["BITS", "Accounting", "Component", "account", "modules_kept_unquantized"]
+__all__ = [
+    "BITS",
+    "MODULE_GROUPS",
+    "Accounting",
+    "Component",
+    "ModuleGroup",
+    "account",
+    "module_group",
+    "modules_kept_unquantized",
+]
+
+MODULE_GROUPS: tuple[str, ...] = ("attention", "dense mlp", "experts", "shared experts", "router")
+_ROUTER_LEAVES = ("gate", "router", "shared_expert_gate")
 
 BITS: tuple[int, int, int] = (16, 8, 4)
 
@@ -35,6 +47,50 @@ class Component:
     constant_bytes_by_bits: dict[int, int] = field(default_factory=lambda: dict.fromkeys(BITS, 0))
 
 
+@dataclass
+class ModuleGroup:
+    """One group of a decoder's modules (attention, dense mlp, experts, shared experts, router).
+
+    Attributes:
+        name: The group.
+        units: Weights LoRA could adapt: linear layers, and fused expert / router parameters.
+        adapted: Of those, how many PEFT adapted for this spec.
+        params: Base parameters of the group.
+        quantized_params: Of those, what bitsandbytes quantizes at 8/4 bits (weights of exact ``nn.Linear``
+            modules that transformers does not keep in 16-bit).
+        unquantized_kinds: Class names of the group's weights bitsandbytes leaves 16-bit (e.g. ``MixtralExperts``
+            for fused 3-D experts, ``FalconLinear`` for a Linear subclass).
+    """
+
+    name: str
+    units: int = 0
+    adapted: int = 0
+    params: int = 0
+    quantized_params: int = 0
+    unquantized_kinds: set[str] = field(default_factory=set)
+
+    @property
+    def adapted_state(self) -> str:
+        """``all``, ``none`` or ``partial``."""
+        if self.adapted == 0:
+            return "none"
+        return "all" if self.adapted >= self.units else "partial"
+
+    def quant_verdict(self) -> str:
+        """What bitsandbytes really does with this group's weights at 8/4 bits, in one phrase."""
+        if self.params == 0:
+            return "no parameters"
+        if self.quantized_params >= self.params:
+            return "quantized (exact nn.Linear)"
+        kinds = ", ".join(sorted(self.unquantized_kinds)) or "non-Linear parameters"  # e.g. MixtralExperts
+        share = 100.0 * self.quantized_params / self.params
+        lead = "not quantized" if self.quantized_params == 0 else f"{share:.0f}% quantized"
+        return (
+            f"{lead}: bitsandbytes quantizes exact nn.Linear only ({kinds} stay 16-bit, upcast to fp32 by "
+            "k-bit preparation)"
+        )
+
+
 @dataclass(frozen=True)
 class Accounting:
     """Parameter counts and weight bytes of one spec's model, base and adapter."""
@@ -47,6 +103,16 @@ class Accounting:
     dora_magnitude_params: int
     adapter_bytes: int
     adapter_dtype: str
+    modules_to_save_params: int = 0
+    module_groups: tuple[ModuleGroup, ...] = ()
+    dropout: float | None = None
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def quantized_share(self) -> float:
+        """Fraction of the base parameters bitsandbytes quantizes at 8/4 bits."""
+        quantized = sum(c.quantized_params for c in self.components)
+        return quantized / self.base_params if self.base_params else 0.0
 
     def base_bytes(self, bits: int) -> int:
         """Frozen base model bytes as loaded at ``bits`` (quantization constants included)."""
@@ -147,6 +213,104 @@ def _base_components(model: torch.nn.Module) -> tuple[int, list[Component]]:
     return total, ordered
 
 
+def module_group(path: str, module: torch.nn.Module | None = None) -> str | None:
+    """The module group of a decoder weight's path, or None outside the decoder layers' groups.
+
+    ``shared_expert(s)`` -> shared experts; ``experts`` -> experts; a ``gate`` / ``router`` leaf or a
+    ``*Router`` module -> router; a path through ``attn`` / ``attention`` -> attention; ``mlp`` /
+    ``feed_forward`` / ``ffn`` -> dense mlp.
+    """
+    parts = [p for p in path.split(".") if p != "base_layer"]
+    lowered = [p.lower() for p in parts]
+    if any(p.startswith("shared_expert") and p != "shared_expert_gate" for p in lowered):
+        return "shared experts"
+    if "experts" in lowered:
+        return "experts"
+    if (lowered and lowered[-1] in _ROUTER_LEAVES) or (module is not None and "Router" in type(module).__name__):
+        return "router"
+    joined = ".".join(lowered)
+    if "attn" in joined or "attention" in joined:
+        return "attention"
+    if "mlp" in joined or "feed_forward" in joined or "ffn" in joined:
+        return "dense mlp"
+    return None
+
+
+def _scan_groups(base: torch.nn.Module) -> tuple[dict[str, ModuleGroup], dict[str, str]]:
+    """Adaptable units, parameters and quantized parameters of each module group of the bare base model."""
+    import torch
+
+    get_out = getattr(base, "get_output_embeddings", None)
+    output_embedding = get_out() if callable(get_out) else None
+    skip = modules_kept_unquantized(base)
+    groups = {name: ModuleGroup(name) for name in MODULE_GROUPS}
+    units: dict[str, str] = {}  # adaptable weight -> its group
+    for name, module in base.named_modules():
+        if module is output_embedding:
+            continue
+        group = module_group(name, module)
+        if group is None:
+            continue
+        linear = isinstance(module, torch.nn.Linear)
+        for param_name, param in module.named_parameters(recurse=False):
+            if not linear and param.dim() < 2:  # norms and their scales are not part of a group's weights
+                continue
+            groups[group].params += param.numel()
+            if type(module) is torch.nn.Linear and _is_quantized(name, skip):
+                if param_name == "weight":
+                    groups[group].quantized_params += param.numel()
+                else:
+                    groups[group].params -= param.numel()  # a quantized linear's bias is not a weight
+            else:
+                groups[group].unquantized_kinds.add(type(module).__name__)
+            if (linear and param_name == "weight") or not linear:
+                units[name if linear else f"{name}.{param_name}"] = group
+                groups[group].units += 1
+    return groups, units
+
+
+def _count_adapted(
+    peft_model: torch.nn.Module, groups: dict[str, ModuleGroup], units: dict[str, str]
+) -> list[ModuleGroup]:
+    """Count the units PEFT adapted per group (linear layers and ``ParamWrapper``-wrapped parameters)."""
+    from peft.tuners.lora import LoraLayer
+
+    adapted: set[str] = set()
+    for name, module in peft_model.named_modules():
+        if not isinstance(module, LoraLayer) or not module.r:
+            continue
+        path = ".".join(p for p in name.split(".") if p != "base_layer").removeprefix("base_model.model.")
+        parameter = getattr(module, "parameter_name", None)
+        key = f"{path}.{parameter}" if parameter else path
+        if key in units and key not in adapted:
+            adapted.add(key)
+            groups[units[key]].adapted += 1
+    return [g for g in groups.values() if g.units or g.params]
+
+
+def _group_warnings(spec: RunSpec, groups: list[ModuleGroup]) -> list[str]:
+    adapted_any = {g.name for g in groups if g.adapted}
+    mlp_like = ("dense mlp", "experts", "shared experts")
+    found: list[str] = []
+    for group in groups:
+        if group.name not in mlp_like or not group.units:
+            continue
+        if group.adapted_state == "none" and (spec.target_list is None or adapted_any & set(mlp_like)):
+            found.append(
+                f"{group.name}: no adapter on its {group.units} weights (targets {spec.targets!r} did not reach "
+                "them with the installed transformers/PEFT)"
+            )
+        elif group.adapted_state == "partial" and spec.layers_to_transform is None and not spec.rank_pattern:
+            found.append(f"{group.name}: only {group.adapted} of its {group.units} weights have an adapter")
+    router = next((g for g in groups if g.name == "router"), None)
+    if router is not None and router.adapted:
+        found.append(
+            f"router: {router.adapted} router weights have an adapter (PEFT maps {spec.targets!r} onto them); "
+            "list explicit targets to leave the routers frozen"
+        )
+    return found
+
+
 def account(spec: RunSpec, model: ResolvedModel | None = None) -> Accounting:
     """Count parameters and bytes for a spec from its model built on meta with PEFT applied.
 
@@ -163,10 +327,23 @@ def account(spec: RunSpec, model: ResolvedModel | None = None) -> Accounting:
     Raises:
         ModelError: Unknown model, or a target module the architecture does not have.
     """
+    from lorabench.methods import FUSED_EXPERT_DROPOUT_NOTE
     from lorabench.models.facts import model_facts
 
     resolved = model or resolve_model(spec.model)
     facts = model_facts(spec, resolved)  # one meta build per (config, adapter), shared with formula and FLOPs
+    groups = [
+        ModuleGroup(
+            name=str(g["name"]),
+            units=int(g["units"]),
+            adapted=int(g["adapted"]),
+            params=int(g["params"]),
+            quantized_params=int(g["quantized_params"]),
+            unquantized_kinds=set(g["unquantized_kinds"]),
+        )
+        for g in facts.module_groups
+    ]
+    dropout = 0.0 if FUSED_EXPERT_DROPOUT_NOTE in facts.notes else spec.dropout
     return Accounting(
         model=resolved,
         base_params=facts.base_params,
@@ -174,9 +351,14 @@ def account(spec: RunSpec, model: ResolvedModel | None = None) -> Accounting:
             Component(c.name, c.params, c.quantized_params, dict(c.bytes_by_bits), dict(c.constant_bytes_by_bits))
             for c in facts.components
         ),
-        trainable_params=facts.lora_params + facts.dora_magnitude_params,
+        trainable_params=facts.lora_params + facts.dora_magnitude_params + facts.modules_to_save_params,
         lora_params=facts.lora_params,
         dora_magnitude_params=facts.dora_magnitude_params,
         adapter_bytes=facts.adapter_bytes,
         adapter_dtype=facts.adapter_dtype,
+        modules_to_save_params=facts.modules_to_save_params,
+        module_groups=tuple(groups),
+        dropout=dropout,
+        notes=tuple(facts.notes),
+        warnings=tuple(_group_warnings(spec, groups)),
     )

@@ -22,6 +22,14 @@ Validated: against real CPU training of the tiny model with the independent prof
 ``torch.cuda.max_memory_allocated`` of Llama-3.1-8B on an H200 (results/gpu/h200-2026-11-28: within 0.04% once
 the workspaces are counted; k-bit runs have 3.5-4.5 MiB more that is not accounted for).
 
+Knobs: ``attention`` eager (transformers' eager attention, the s x s scores kept) or flash_attention_2 (SDPA without
+a mask, which CUDA runs with the flash kernel); ``cross_entropy: fused`` (a chunked linear cross-entropy with
+Liger's chunk size, :mod:`.model`); ``activation_offload`` (each checkpointed layer's saved input left out of the
+device total); ``adamw_torch_fused`` (simulated as the single-tensor loop, step counters on the device) and
+``adamw_4bit`` (simulated as bitsandbytes' 8-bit optimizer, its state resized to torchao's 4-bit bytes) are
+approximations and say so in ``notes``. Fused experts (transformers 5 MoE) run as PyTorch's grouped matmul; its
+fp32 fallback (QLoRA upcasts the unquantized experts) is given the fallback's output.
+
 Not modelled: the allocator's block splitting and caching (``reserved`` > ``allocated``), the CUDA context,
 LLM.int8 outlier columns (data-dependent; assumed none), ZeRO/DDP buffers (one device is simulated), and
 ``CUBLAS_WORKSPACE_CONFIG`` overrides. The only real memory touched: AdamW's 0-d step counters (CPU tensors, as
@@ -46,7 +54,7 @@ from lorabench.models import resolve_model
 from lorabench.models.build import quiet_hf
 from lorabench.predict.memory.device import cublas_workspace_bytes
 from lorabench.predict.memory.simulation.bnb import Target, bnb_overrides
-from lorabench.predict.memory.simulation.kernels import TargetKernels
+from lorabench.predict.memory.simulation.kernels import TargetKernels, kernel_overrides
 from lorabench.predict.memory.simulation.model import SimModel, build_sim_model
 from lorabench.predict.memory.simulation.tracker import COMPONENTS, Component, Phase, StorageTracker
 from lorabench.recipe import make_optimizer, training_step
@@ -61,6 +69,14 @@ CUDA_BLOCK_BYTES = 512  # the caching allocator's minimum block and rounding uni
 SIM_COMPONENTS: tuple[Component, ...] = COMPONENTS
 Padding = Literal["padded", "packed"]
 _PAGED_MIN_NUMEL = 100_000  # bitsandbytes pages optimizer state only for tensors this large
+_TORCH_OPTIMIZERS = ("adamw_torch", "adamw_torch_fused")
+ADAMW_4BIT_NOTE = (
+    "adamw_4bit: simulated as bitsandbytes AdamW8bit, optimizer state then resized to torchao AdamW4bit's bytes"
+)
+ADAMW_FUSED_NOTE = (
+    "adamw_torch_fused: simulated as single-tensor torch AdamW (same state; the fused kernel's few temporaries "
+    "not modelled), step counters on the device"
+)
 _STEPS = 2
 _MAX_MICRO_BATCHES = 2  # with accumulation, two micro-batches show gradients living through a forward
 
@@ -84,6 +100,7 @@ class SimResult:
         padding: ``padded`` (batches padded to ``seq_len`` with an attention mask, as the measurement
             runner collates) or ``packed`` (no padding, no mask).
         cublas_workspace_bytes: The cuBLAS workspaces included in ``temporaries`` (0 on ``cpu``).
+        notes: What was approximated (e.g. ``adamw_4bit`` simulated as the 8-bit optimizer, resized).
     """
 
     peak_allocated_bytes: int
@@ -97,6 +114,7 @@ class SimResult:
     seq_len: int
     padding: str
     cublas_workspace_bytes: int = 0
+    notes: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
@@ -115,6 +133,27 @@ def _quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
+class _MetaAutocast(torch.autocast):
+    """``torch.autocast`` that accepts the meta device (as the CPU's), for PEFT's fused-expert fold.
+
+    PEFT's ``lora.ParamWrapper`` disables autocast around its ``baddbmm`` with the parameter's device type, which is
+    ``meta`` here; autocast has no meta device, so the region is entered as the CPU's (disabled: no cast either way).
+    """
+
+    def __init__(self, device_type: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__("cpu" if device_type == "meta" else device_type, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def _meta_autocast() -> Iterator[None]:
+    original = torch.autocast
+    torch.autocast = _MetaAutocast  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        torch.autocast = original  # type: ignore[misc]
+
+
 def _check_args(spec: RunSpec, device: str, micro_batch: int | None, seq_len: int | None, padding: str) -> None:
     if device not in ("cuda", "cpu"):
         raise ConfigError(f"device must be 'cuda' or 'cpu' (got {device!r})")
@@ -123,7 +162,7 @@ def _check_args(spec: RunSpec, device: str, micro_batch: int | None, seq_len: in
     for name, value in (("micro_batch", micro_batch), ("seq_len", seq_len)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise ConfigError(f"{name} must be a positive integer (got {value!r})")
-    needs_bnb = spec.bits < 16 or spec.optimizer != "adamw_torch"
+    needs_bnb = spec.bits < 16 or spec.optimizer not in _TORCH_OPTIMIZERS
     if needs_bnb and importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("simulating bitsandbytes layers or optimizers needs bitsandbytes installed")
 
@@ -139,11 +178,13 @@ def _make_batch(batch: int, length: int, tracker: StorageTracker) -> dict[str, A
     return tensors
 
 
-def _wrap_checkpointing(model: nn.Module, tracker: StorageTracker, target: Target) -> None:
+def _wrap_checkpointing(model: nn.Module, tracker: StorageTracker, target: Target, offload: bool = False) -> None:
     """Make each checkpointed layer's recomputation (in backward) a forward region with the target's kernels.
 
     PyTorch does not carry torch-function modes into the backward pass, so the recomputation re-enters
-    :class:`TargetKernels` itself (otherwise it would run the meta device's attention).
+    :class:`TargetKernels` itself (otherwise it would run the meta device's attention). With ``offload``
+    (``activation_offload``) each layer's saved input -- the checkpoint -- lives in host memory: its storage is
+    left out of the device total (its device copy while the layer runs is not counted either).
     """
     for module in model.modules():
         original = getattr(module, "_gradient_checkpointing_func", None)
@@ -161,6 +202,8 @@ def _wrap_checkpointing(model: nn.Module, tracker: StorageTracker, target: Targe
                 finally:
                     tracker.end_region()
 
+            if offload and tracker.phase == "forward" and args and isinstance(args[0], torch.Tensor):
+                tracker.exclude(args[0])
             return _original(region, *args, **kwargs)
 
         object.__setattr__(module, "_gradient_checkpointing_func", checkpointed)
@@ -177,6 +220,7 @@ class _Step:
         self.optimizer = optimizer
         self.target = target
         self.paged = paged
+        self.device_steps = False  # fused AdamW keeps its step counters on the device
 
     def __call__(self, event: str) -> None:
         tracker = self.tracker
@@ -211,7 +255,7 @@ class _Step:
                 self.tracker.track(value, "optimizer_state")
                 if self.target != "cuda":
                     continue
-                if key == "step" and value.dim() == 0:
+                if key == "step" and value.dim() == 0 and not self.device_steps:
                     self.tracker.exclude(value)  # torch.optim keeps step counters on the host
                 elif self.paged and key in ("state1", "state2") and param.numel() >= _PAGED_MIN_NUMEL:
                     self.tracker.exclude(value, paged=True)
@@ -267,15 +311,26 @@ def simulate(
     length = seq_len or spec.seq_len
     target: Target = device
     resolved = resolve_model(spec.model)
-    overrides = bnb_overrides(target) if spec.bits < 16 or spec.optimizer != "adamw_torch" else {}
+    requested = spec
+    notes: tuple[str, ...] = ()
+    if spec.optimizer == "adamw_4bit":  # torchao's tensor subclasses and compiled step do not run on meta
+        spec = spec.model_copy(update={"optimizer": "adamw_8bit"})
+    fused = spec.optimizer == "adamw_torch_fused"
+    if fused:  # fused=True refuses meta tensors; the single-tensor loop has the same state and tiny temporaries
+        spec = spec.model_copy(update={"optimizer": "adamw_torch"})
+    overrides = kernel_overrides()
+    if spec.bits < 16 or spec.optimizer not in _TORCH_OPTIMIZERS:
+        overrides.update(bnb_overrides(target))
     tracker = StorageTracker(CUDA_BLOCK_BYTES if target == "cuda" else 1, overrides)
     workspace = cublas_workspace_bytes(spec.hardware.gpu) if target == "cuda" else 0
-    with _quiet():
+    with _quiet(), _meta_autocast():
         sim = build_sim_model(spec, resolved, target, padded=padding == "padded")
-        _wrap_checkpointing(sim.model, tracker, target)
-        optimizer = make_optimizer(spec, sim.adapter, foreach=True if target == "cuda" else None)
+        notes += sim.notes
+        _wrap_checkpointing(sim.model, tracker, target, offload=spec.activation_offload)
+        optimizer = make_optimizer(spec, sim.adapter, foreach=(target == "cuda" and not fused) or None)
         qmaps = _prepare_optimizer(optimizer)
-        step = _Step(sim, tracker, optimizer, target, paged=spec.optimizer == "paged_adamw_8bit")
+        step = _Step(sim, tracker, optimizer, target, paged=spec.optimizer.startswith("paged"))
+        step.device_steps = fused
         step.mark_static()
         tracker.track_all(qmaps, "optimizer_state")
         if workspace:
@@ -287,8 +342,19 @@ def simulate(
                 training_step(sim.model, [batch] * micro, optimizer, spec.grad_accum, on_phase=step)
     peak = tracker.replay()
     breakdown: dict[str, int] = {name: int(peak.breakdown.get(name, 0)) for name in SIM_COMPONENTS}
+    if requested.optimizer == "adamw_4bit":
+        from lorabench.predict.memory.formula import optimizer_state_bytes
+
+        sizes = tuple(int(p.numel()) for p in sim.adapter)
+        eight, _ = optimizer_state_bytes(sizes, "adamw_8bit", device)
+        four, _ = optimizer_state_bytes(sizes, "adamw_4bit", device)
+        if breakdown["optimizer_state"] >= eight:
+            breakdown["optimizer_state"] -= eight - four
+        notes += (ADAMW_4BIT_NOTE,)
+    if fused:
+        notes += (ADAMW_FUSED_NOTE,)
     return SimResult(
-        peak_allocated_bytes=peak.total_bytes,
+        peak_allocated_bytes=sum(breakdown.values()),
         breakdown=breakdown,
         peak_phase=peak.phase,
         paged_optimizer_bytes=peak.paged_bytes,
@@ -299,4 +365,5 @@ def simulate(
         seq_len=length,
         padding=padding,
         cublas_workspace_bytes=workspace,
+        notes=notes,
     )

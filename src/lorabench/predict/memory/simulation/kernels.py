@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["TargetKernels", "cuda_attention_backend"]
+__all__ = ["TargetKernels", "cuda_attention_backend", "kernel_overrides"]
 
 _FLASH_MAX_HEAD_DIM = 256
 
@@ -230,3 +230,28 @@ class TargetKernels(TorchFunctionMode):
         if func is F.dropout and self.target == "cuda":
             return cuda_dropout(*args, **kwargs)
         return func(*args, **kwargs)
+
+
+def _grouped_mm(tracker: Any, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``aten._grouped_mm`` (fused experts) for any dtype: the output of PyTorch's fallback for non-bf16 inputs.
+
+    PyTorch >= 2.9 runs float32/float16 grouped matmuls through a per-group fallback on CUDA (and a CPU kernel),
+    whose output has ``mat_a``'s dtype; the meta registration still accepts only bf16 (it mirrors the fast path's
+    check). QLoRA's k-bit preparation upcasts fused experts to fp32, so the simulation needs the fallback's shape.
+    """
+    mat_a, mat_b = args[0], args[1]
+    if mat_a.dtype == torch.bfloat16 and mat_b.dtype == torch.bfloat16:
+        return tracker.run(func, *args, **kwargs)
+    from torch._meta_registrations import _create_grouped_mm_output_tensor
+
+    offs = args[2] if len(args) > 2 else kwargs.get("offs")
+    out_dtype = kwargs.get("out_dtype") or (args[4] if len(args) > 4 else None) or mat_a.dtype
+    out = _create_grouped_mm_output_tensor(mat_a, mat_b, offs, out_dtype)
+    tracker.register_outputs(func, out)
+    return out
+
+
+def kernel_overrides() -> dict[Any, Any]:
+    """Operator handlers the tracker applies on every target (today: the grouped matmul of fused experts)."""
+    grouped = getattr(torch.ops.aten, "_grouped_mm", None)
+    return {} if grouped is None else {grouped.default: _grouped_mm}

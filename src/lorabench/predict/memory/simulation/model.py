@@ -16,6 +16,7 @@ transformers does for a batch with padding (:func:`transformers.masking_utils.sd
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ class SimModel:
     quant_constants: list[torch.Tensor] = field(default_factory=list)
     adapter: list[nn.Parameter] = field(default_factory=list)
     quantized_layers: int = 0
+    notes: tuple[str, ...] = ()
 
     def refresh_roles(self) -> None:
         """Re-read parameters and buffers (a forward may replace a parameter's storage, e.g. a bias cast)."""
@@ -103,6 +105,65 @@ def _use_attention(model: nn.Module, padded: bool) -> None:
     model.set_attn_implementation(name)  # type: ignore[operator]
 
 
+FLASH_NOTE = (
+    "attention flash_attention_2: simulated as SDPA without a mask (CUDA picks the flash kernel; no s x s matrix)"
+)
+FUSED_CE_NOTE = (
+    "cross_entropy fused: simulated as a chunked linear cross-entropy (Liger's chunk size), each chunk's fp32 "
+    "logits recomputed in backward; never the full logits"
+)
+
+
+class _HiddenHead(nn.Module):
+    """Stands in for ``lm_head``: passes the hidden states on, so the (chunked) loss applies the real head."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden
+
+
+def _chunk_loss(head: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    logits = head(hidden).float()
+    return nn.functional.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
+
+
+def _chunked_cross_entropy(head: nn.Module, vocab: int) -> Any:
+    """A fused linear cross-entropy: the head and the loss in token chunks, no full logits kept or built."""
+    from torch.utils.checkpoint import checkpoint
+
+    def loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int, **kwargs: Any) -> torch.Tensor:
+        hidden = logits[..., :-1, :].reshape(-1, logits.shape[-1])  # ``logits`` are the hidden states here
+        targets = labels[..., 1:].reshape(-1)
+        tokens, width = hidden.shape
+        # Liger's FusedLinearCrossEntropy: chunk = next power of 2 of tokens / ceil(vocab / hidden)
+        chunk = 1 << max(0, math.ceil(math.log2(max(1, math.ceil(tokens / math.ceil(vocab / width))))))
+        total: torch.Tensor | None = None
+        for start in range(0, tokens, chunk):
+            part = checkpoint(
+                _chunk_loss, head, hidden[start : start + chunk], targets[start : start + chunk], use_reentrant=False
+            )
+            total = part if total is None else total + part
+        assert total is not None
+        return total / max(tokens, 1)
+
+    return loss
+
+
+def _fuse_cross_entropy(model: nn.Module) -> None:
+    """Replace the causal LM's head + loss by :func:`_chunked_cross_entropy` (Liger / cut-cross-entropy)."""
+    get_base = getattr(model, "get_base_model", None)
+    base: Any = get_base() if callable(get_base) else model
+    head = base.get_output_embeddings()
+    for name, module in list(base.named_children()):
+        if module is head:
+            setattr(base, name, _HiddenHead(head))
+            base.loss_function = _chunked_cross_entropy(head, int(base.config.vocab_size))
+            return
+
+
 def build_sim_model(spec: RunSpec, resolved: ResolvedModel, target: Target, padded: bool) -> SimModel:
     """Build ``spec``'s model with its adapter on the meta device.
 
@@ -120,11 +181,20 @@ def build_sim_model(spec: RunSpec, resolved: ResolvedModel, target: Target, padd
     """
     base = build_meta_model(resolved.config)
     check_targets(spec, base, resolved.display_name)
+    notes: list[str] = []
+    if spec.attention == "eager":
+        base.set_attn_implementation("eager")
+    elif spec.attention == "flash_attention_2":
+        padded = False  # flash attention takes no mask (transformers unpads the batch instead)
+        notes.append(FLASH_NOTE)
     _use_attention(base, padded)
     quantized = _quantize_linears(base, spec.bits, target) if spec.bits < 16 else 0
     with torch.device("meta"):
         model = prepare_for_training(base, spec)
+    if spec.cross_entropy == "fused":
+        _fuse_cross_entropy(model)
+        notes.append(FUSED_CE_NOTE)
     model.train()
-    sim = SimModel(model=model, quantized_layers=quantized)
+    sim = SimModel(model=model, quantized_layers=quantized, notes=tuple(notes))
     sim.refresh_roles()
     return sim
