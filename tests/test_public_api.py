@@ -146,9 +146,9 @@ def test_estimate_result_is_the_cli_record(tmp_path: Path, capsys: pytest.Captur
     )
     cli = json.loads(capsys.readouterr().out)
     ours = result.to_json()
-    assert isinstance(ours["warnings"], list) and isinstance(cli["warnings"], list)
+    assert isinstance(ours["library_warnings"], list) and isinstance(cli["library_warnings"], list)
     for record in (cli, ours):
-        record.pop("warnings")  # import-time notices come with the first call only
+        record.pop("library_warnings")  # import-time notices come with the first call only
         record.pop("engine_seconds")
         record["time"].pop("seconds", None)
     assert ours == cli

@@ -11,7 +11,8 @@ agree field for field::
     print(est.peak_allocated_bytes, est.fits["A100-80GB"], est.predicted_time_s)
 
 Library warnings (torch, transformers, PEFT, bitsandbytes) raised while a function runs are not printed: they are
-kept, one line each, in the record's ``warnings`` list.
+kept, one line each, in the record's ``library_warnings`` list (``warnings`` holds lorabench's own, e.g. module
+groups an adapter skipped).
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ class _Result:
     @property
     def warnings(self) -> list[str]:
         """Library warnings captured while the call ran (not printed)."""
-        return list(self.record.get("warnings", []))
+        return list(self.record.get("library_warnings", []))
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,7 @@ def estimate(
             calibration=None if calibration is None else Path(calibration),
             loaded=loaded,
         )
-    record["warnings"] = list(caught)
+    record["library_warnings"] = list(caught)
     return EstimateResult(record=record, spec=run_spec)
 
 
@@ -306,7 +307,7 @@ def fit(spec: SpecLike, *, gpu: str, gpus: int | None = None, overrides: Mapping
     run_spec = _spec(spec, {**(overrides or {}), **extra})
     with capture_library_warnings() as caught:
         record = fit_record(run_spec, gpu, gpus)
-    record["warnings"] = list(caught)
+    record["library_warnings"] = list(caught)
     return FitReport(record=record)
 
 

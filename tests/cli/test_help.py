@@ -71,5 +71,5 @@ def test_estimate_record_keeps_warnings(capsys: pytest.CaptureFixture[str]) -> N
     code, out, err = run(capsys, "estimate", "--model", "tiny", "--engine", "formula", "--json")
     assert code == 0
     record = json.loads(out)
-    assert isinstance(record["warnings"], list)
-    assert all(w not in err for w in record["warnings"])
+    assert isinstance(record["library_warnings"], list)
+    assert all(w not in err for w in record["library_warnings"])

@@ -179,8 +179,9 @@ def render_estimate(record: dict[str, Any], console: Console) -> None:
     _render_groups(record, console)
     if "peak_allocated_bytes" in record:
         _render_memory(record, console)
-    if record.get("warnings"):
-        console.print(f"[dim]{len(record['warnings'])} library warning(s) kept in the record (--json: warnings)[/dim]")
+    if record.get("library_warnings"):
+        count = len(record["library_warnings"])
+        console.print(f"[dim]{count} library warning(s) kept in the record (--json: library_warnings)[/dim]")
     if "predicted_time_s" in record:
         t = record["time"]
         low, high = record["predicted_time_interval_s"]

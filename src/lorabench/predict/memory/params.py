@@ -327,7 +327,6 @@ def account(spec: RunSpec, model: ResolvedModel | None = None) -> Accounting:
     Raises:
         ModelError: Unknown model, or a target module the architecture does not have.
     """
-    from lorabench.methods import FUSED_EXPERT_DROPOUT_NOTE
     from lorabench.models.facts import model_facts
 
     resolved = model or resolve_model(spec.model)
@@ -343,7 +342,8 @@ def account(spec: RunSpec, model: ResolvedModel | None = None) -> Accounting:
         )
         for g in facts.module_groups
     ]
-    dropout = 0.0 if FUSED_EXPERT_DROPOUT_NOTE in facts.notes else spec.dropout
+    # the cache key holds "dropout > 0", so a build-time dropout of 0 under a spec dropout > 0 means PEFT forced it
+    dropout = 0.0 if spec.dropout > 0 and facts.dropout == 0.0 else spec.dropout
     return Accounting(
         model=resolved,
         base_params=facts.base_params,

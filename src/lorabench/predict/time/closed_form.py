@@ -34,8 +34,7 @@ from dataclasses import dataclass
 
 from lorabench.models import ResolvedModel, resolve_model
 from lorabench.predict.time.flops import _Adapter, _config_int, _graph, _layer_windows, _Linear
-from lorabench.predict.time.ops import Op, OpClass, StepOps, aggregate
-from lorabench.predict.time.trace import ATTENTION_BACKWARD_FACTOR
+from lorabench.predict.time.ops import ATTENTION_BACKWARD_FACTOR, Op, OpClass, StepOps, aggregate
 from lorabench.spec import RunSpec
 
 __all__ = ["BACKWARD_ELEMENTWISE", "formula_step_ops"]
@@ -78,7 +77,9 @@ def _cached_graph(spec: RunSpec) -> tuple[tuple[_Linear, ...], tuple[_Adapter, .
 def _graph_and_shape(
     spec: RunSpec, resolved: ResolvedModel
 ) -> tuple[tuple[_Linear, ...], tuple[_Adapter, ...], _Shape]:
-    config = resolved.config
+    from lorabench.models.facts import model_facts
+
+    config = model_facts(spec, resolved).config  # the shared facts: no transformers import when cached
     linears, adapters = _graph(spec, resolved)
     layers = _config_int(config, "num_hidden_layers")
     heads = _config_int(config, "num_attention_heads")
@@ -116,7 +117,7 @@ def _linear_ops(lin: _Linear, tokens: int, bits: int, act: int, lm_head: bool) -
         Op("elementwise", 0.0, y * (2 + act), name="_to_copy"),
     ]
     if bits == 4:
-        from lorabench.predict.memory.simulation.bnb import _gemm_4bit_dequantizes
+        from lorabench.predict.memory.bnb_rules import gemm_4bit_dequantizes as _gemm_4bit_dequantizes
 
         packed = n * k / 2 + n * k / 16  # NF4 codes + absmax bytes
         mm = Op("matmul_bf16", flops, 2 * (x + y) + 2.0 * n * k, small, name="mm")

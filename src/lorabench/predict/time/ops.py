@@ -24,7 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["MATMUL_CLASSES", "OP_CLASSES", "Op", "OpClass", "StepOps", "aggregate"]
+__all__ = ["ATTENTION_BACKWARD_FACTOR", "MATMUL_CLASSES", "OP_CLASSES", "Op", "OpClass", "StepOps", "aggregate"]
+
+ATTENTION_BACKWARD_FACTOR = 2.5  # FlashAttention-2 backward: 5 matmuls (QK^T recomputed) against 2 forward
 
 OpClass = Literal["matmul_bf16", "matmul_fp32", "matmul_int8", "attention", "dequant", "elementwise", "optimizer"]
 OP_CLASSES: tuple[OpClass, ...] = (

@@ -344,12 +344,13 @@ def _interval(point: float, calibration: RooflineCalibration) -> tuple[float, fl
 def _communication(spec: RunSpec, gpu: GpuSpec, model: ResolvedModel | None, compute_s: float) -> Any:
     """Exposed communication of one step (``hardware.count > 1``): the comms model of :mod:`.comms`."""
     from lorabench.models import resolve_model
+    from lorabench.models.facts import model_facts
     from lorabench.predict.memory.params import account
     from lorabench.predict.time.comms import communication_time
 
     resolved = model or resolve_model(spec.model)
     acc = account(spec, resolved)
-    layers = int(getattr(resolved.config, "num_hidden_layers", 1) or 1)
+    layers = int(getattr(model_facts(spec, resolved).config, "num_hidden_layers", 1) or 1)
     return communication_time(spec, gpu, acc.trainable_params, acc.base_bytes(spec.bits), layers, compute_s=compute_s)
 
 

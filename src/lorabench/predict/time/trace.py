@@ -30,12 +30,11 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from lorabench.predict.time.ops import Op, OpClass, StepOps, aggregate
+from lorabench.predict.time.ops import ATTENTION_BACKWARD_FACTOR, Op, OpClass, StepOps, aggregate
 from lorabench.spec import RunSpec
 
 __all__ = ["ATTENTION_BACKWARD_FACTOR", "OpRecorder", "classify", "tensor_bytes", "traced_step_ops"]
 
-ATTENTION_BACKWARD_FACTOR = 2.5  # FlashAttention-2 backward: 5 matmuls (QK^T recomputed) against 2 forward
 _FOREACH_CHUNK = 32  # tensors per launch of a multi-tensor-apply foreach kernel (approximation)
 _FREE = frozenset(
     {
@@ -142,7 +141,7 @@ def classify(func: Any, args: tuple[Any, ...], out: Any) -> list[Op]:
 
 
 def _gemm_4bit(args: tuple[Any, ...], out: Any) -> list[Op]:
-    from lorabench.predict.memory.simulation.bnb import _gemm_4bit_dequantizes
+    from lorabench.predict.memory.bnb_rules import gemm_4bit_dequantizes as _gemm_4bit_dequantizes
 
     a: torch.Tensor = args[0]
     packed: torch.Tensor = args[1]

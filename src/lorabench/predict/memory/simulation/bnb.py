@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from lorabench.predict.memory.bnb_rules import Target
+from lorabench.predict.memory.bnb_rules import gemm_4bit_dequantizes as _gemm_4bit_dequantizes
 from lorabench.predict.memory.storage import NF4_BLOCKSIZE, NF4_NESTED_BLOCKSIZE
 
 if TYPE_CHECKING:
@@ -56,14 +58,9 @@ __all__ = [
     "sim_linear_8bit",
 ]
 
-Target = Literal["cuda", "cpu"]
 INT8_THRESHOLD = 6.0  # transformers' BitsAndBytesConfig default (llm_int8_threshold)
 _NF4_CODE = 16
 _NESTED_CODE = 256
-# bitsandbytes' CUDA gemm_4bit dispatch: beyond these row counts it always dequantizes + F.linear.
-_GEMM4_CUSTOM_MAX_M = 1536
-_GEMM4_LARGE_WEIGHT_MAX_M = 512
-_GEMM4_SMALL_WEIGHT = 4 * 1024 * 1024
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -227,19 +224,6 @@ def quant_constant_tensors(module: nn.Module) -> list[torch.Tensor]:
 
 
 # ---------------------------------------------------------------------- kernel emulations
-def _gemm_4bit_dequantizes(target: Target, rows: int, shape_b: tuple[int, int], blocksize: int) -> bool:
-    """Whether bitsandbytes' gemm_4bit materializes a dequantized weight for this call."""
-    if target == "cpu":
-        return True  # the default implementation: dequantize_4bit + F.linear
-    n, k = shape_b
-    if rows > _GEMM4_CUSTOM_MAX_M or k % blocksize != 0:
-        return True
-    if rows <= 4:
-        return False
-    if n * k >= _GEMM4_SMALL_WEIGHT:
-        return rows > _GEMM4_LARGE_WEIGHT_MAX_M
-    # small weights: the per-architecture tiers (Hopper/Ampere HBM) keep the fused kernel only at small M
-    return rows > (320 if k * 2 < n else 32)
 
 
 def _gemm_4bit(target: Target) -> OpOverride:
