@@ -40,7 +40,7 @@ from lorabench.measure.record import write_run_record
 from lorabench.measure.trackers import ResourceTracker
 from lorabench.models import ResolvedModel, resolve_model
 from lorabench.models.build import quiet_hf
-from lorabench.models.load import load_for_training
+from lorabench.models.load import TrainingDtype, load_for_training, training_dtype
 from lorabench.spec import RunSpec
 
 if TYPE_CHECKING:
@@ -114,10 +114,12 @@ def _optimizer(spec: RunSpec, params: list[torch.nn.Parameter]) -> tuple[torch.o
     return make_optimizer(spec, params), optimizer_name(spec)
 
 
-def _prepare_model(spec: RunSpec, model: ResolvedModel, options: RunOptions, device: torch.device) -> Any:
+def _prepare_model(
+    spec: RunSpec, model: ResolvedModel, options: RunOptions, device: torch.device, dtype: TrainingDtype
+) -> Any:
     from lorabench.recipe import prepare_for_training
 
-    base = load_for_training(model, spec, device, options.random_weights, options.seed)
+    base = load_for_training(model, spec, device, options.random_weights, options.seed, dtype=dtype.dtype)
     return prepare_for_training(base, spec)
 
 
@@ -203,6 +205,7 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
     steps = _total_steps(spec, options, len(data.batches))
     if options.warmup_steps >= steps:
         raise ConfigError(f"warmup_steps ({options.warmup_steps}) must be below the run's {steps} steps")
+    compute = training_dtype(spec.bits, device.type, options.cpu_dtype)
     torch.manual_seed(options.seed)
     status, message, losses = "ok", None, []
     trainable = None
@@ -211,7 +214,7 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
     model: Any = None
     try:
         accelerator = _accelerator(spec, cpu=not cuda)
-        model = _prepare_model(spec, model_ref, options, device)
+        model = _prepare_model(spec, model_ref, options, device, compute)
         params = [p for p in model.parameters() if p.requires_grad]
         trainable = sum(p.numel() for p in params)
         optimizer, optimizer_name = _optimizer(spec, params)
@@ -275,6 +278,7 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
         "data": data.info,
         "environment": describe_environment(device),
         "world_size": world,
+        "compute_dtype": compute.to_dict(),
         "engine": {
             "loop": "lorabench.measure.runner (transformers + PEFT, accelerate)",
             "distributed_type": str(accelerator.distributed_type) if accelerator is not None else None,

@@ -24,6 +24,7 @@ from torch import nn
 
 from lorabench.methods import check_targets
 from lorabench.models import ResolvedModel, build_meta_model
+from lorabench.models.load import training_dtype
 from lorabench.predict.memory.params import _is_quantized, modules_kept_unquantized
 from lorabench.predict.memory.simulation.bnb import Target, quant_constant_tensors, sim_linear_4bit, sim_linear_8bit
 from lorabench.recipe import prepare_for_training
@@ -118,7 +119,7 @@ def build_sim_model(spec: RunSpec, resolved: ResolvedModel, target: Target, padd
     Raises:
         ModelError: A target module the architecture does not have.
     """
-    base = build_meta_model(resolved.config)
+    base = build_meta_model(resolved.config, training_dtype(spec.bits, target).dtype)  # as the runner loads it
     check_targets(spec, base, resolved.display_name)
     _use_attention(base, padded)
     quantized = _quantize_linears(base, spec.bits, target) if spec.bits < 16 else 0
