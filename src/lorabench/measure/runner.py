@@ -130,6 +130,15 @@ def _total_steps(spec: RunSpec, options: RunOptions, batches_per_rank: int) -> i
     return max(1, math.ceil(batches_per_rank * epochs / spec.grad_accum))
 
 
+def _step_shape(micros: Sequence[list[Example]], pad_to: int | None) -> tuple[tuple[int, int, bool], ...]:
+    """Per micro-batch: rows, padded length, whether any row is padded (4-D mask) -- what allocations depend on."""
+    shapes = []
+    for batch in micros:
+        length = pad_to or max((len(e) for e in batch), default=0)
+        shapes.append((len(batch), length, any(len(e) < length for e in batch)))
+    return tuple(shapes)
+
+
 def _cycle(batches: list[list[Example]]) -> Iterator[list[Example]]:
     return itertools.cycle(batches)
 
@@ -225,11 +234,12 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
         model.train()
         batches = _cycle(data.batches)
         for _ in range(steps):
-            tracker.step_begin()
+            micros = [next(batches) for _ in range(spec.grad_accum)]
+            tracker.step_begin(shape=_step_shape(micros, data.pad_to))
             padded = nonpad = samples = 0
             step_loss = 0.0
             for micro in range(spec.grad_accum):
-                tensors = collate(next(batches), data.pad_id, data.pad_to)
+                tensors = collate(micros[micro], data.pad_id, data.pad_to)
                 p, n = batch_token_counts(tensors)
                 padded, nonpad, samples = padded + p, nonpad + n, samples + int(tensors["input_ids"].shape[0])
                 tensors = {k: v.to(device) for k, v in tensors.items()}
