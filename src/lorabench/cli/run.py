@@ -145,7 +145,7 @@ def run_command(
     account(spec)  # unknown model or target module fails here, before anything runs
     check_engine(spec)
     load_records(options)  # missing, empty or malformed dataset fails here (the line is named)
-    record = _launch(spec.model_dump(mode="json"), options.model_dump(mode="json"), folder, nproc)
+    record = _launch(spec.model_dump(mode="json"), options.model_dump(mode="json"), folder, nproc, as_json)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
     else:
@@ -171,7 +171,9 @@ def _options(model: Any, **values: Any) -> Any:
         raise ConfigError("; ".join(problems)) from None
 
 
-def _launch(spec: dict[str, Any], options: dict[str, Any], folder: Path, nproc: int) -> dict[str, Any]:
+def _launch(
+    spec: dict[str, Any], options: dict[str, Any], folder: Path, nproc: int, as_json: bool = True
+) -> dict[str, Any]:
     from lorabench.errors import MeasurementError
     from lorabench.measure.record import read_run_record
     from lorabench.measure.worker import write_launch_file
@@ -180,10 +182,15 @@ def _launch(spec: dict[str, Any], options: dict[str, Any], folder: Path, nproc: 
     write_launch_file(launch, spec, options)
     if nproc == 1:
         from lorabench.measure.options import RunOptions
+        from lorabench.measure.progress import StepProgress, progress_wanted
         from lorabench.measure.runner import run_training
         from lorabench.spec import RunSpec
 
-        return run_training(RunSpec.model_validate(spec), RunOptions.model_validate(options))
+        run_spec, run_options = RunSpec.model_validate(spec), RunOptions.model_validate(options)
+        if not progress_wanted(as_json):
+            return run_training(run_spec, run_options)
+        with StepProgress(f"training {run_spec.label()}") as progress:
+            return run_training(run_spec, run_options, on_step=progress)
     command = [
         sys.executable,
         "-m",

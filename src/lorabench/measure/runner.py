@@ -14,7 +14,7 @@ import importlib.util
 import itertools
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ from lorabench.spec import RunSpec
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["PreparedData", "check_engine", "load_records", "prepare_data", "run_training"]
+__all__ = ["PreparedData", "StepHook", "check_engine", "load_records", "prepare_data", "run_training"]
 
 
 class PreparedData:
@@ -177,7 +177,10 @@ def _accelerator(spec: RunSpec, cpu: bool) -> Any:
     return Accelerator(cpu=cpu, deepspeed_plugin=plugin)
 
 
-def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
+StepHook = Callable[[int, int, float, float | None], None]
+
+
+def run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None = None) -> dict[str, Any]:
     """Run and measure one fine-tuning job; rank 0 writes ``options.out/result.json``.
 
     Bad input (spec, dataset) raises before anything is written. A run that fails or runs out of memory is
@@ -186,6 +189,8 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
     Args:
         spec: What to fine-tune.
         options: Dataset, length, output folder.
+        on_step: Called after each optimizer step with ``(step, total_steps, loss, padded_tokens_per_s)``
+            (tokens/s of that step on this rank; None with the trackers off) -- the CLI's progress bar.
 
     Returns:
         The record (on every rank; only rank 0 writes it).
@@ -251,8 +256,10 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            tracker.step_end(padded_tokens=padded, nonpad_tokens=nonpad, samples=samples)
+            duration = tracker.step_end(padded_tokens=padded, nonpad_tokens=nonpad, samples=samples)
             losses.append(step_loss)
+            if on_step is not None:
+                on_step(len(losses), steps, step_loss, padded / duration if duration else None)
     except LorabenchError:  # bad input found late (e.g. no local weights): not a run result
         if tracker.metrics is None:
             tracker.stop()
