@@ -3,7 +3,8 @@
     python benchmarks/tracker_overhead.py [REPEATS]
 
 On CPU the "on" side includes the PyTorch profiler that counts allocator events (lorabench's independent CPU
-tensor-memory counter); on CUDA it is the allocator's own counters plus an NVML poller.
+tensor-memory counter, ``cpu.profiler_peak_new_shapes``: set-up and the first 2 steps of each batch shape are
+profiled, later shape-identical steps are not); on CUDA it is the allocator's own counters plus an NVML poller.
 """
 
 from __future__ import annotations

@@ -360,7 +360,9 @@ class RunResult(_Result):
         return str(self.record["status"])
 
 
-def _launch(spec: dict[str, Any], options: dict[str, Any], folder: Path, nproc: int) -> dict[str, Any]:
+def _launch(
+    spec: dict[str, Any], options: dict[str, Any], folder: Path, nproc: int, progress: bool = False
+) -> dict[str, Any]:
     from lorabench.errors import MeasurementError
     from lorabench.measure.options import RunOptions
     from lorabench.measure.record import read_run_record
@@ -369,9 +371,14 @@ def _launch(spec: dict[str, Any], options: dict[str, Any], folder: Path, nproc: 
     launch = folder / "launch.json"
     write_launch_file(launch, spec, options)
     if nproc == 1:
+        from lorabench.measure.progress import StepProgress
         from lorabench.measure.runner import run_training
 
-        return run_training(RunSpec.model_validate(spec), RunOptions.model_validate(options))
+        run_spec, run_options = RunSpec.model_validate(spec), RunOptions.model_validate(options)
+        if not progress:
+            return run_training(run_spec, run_options)
+        with StepProgress(f"training {run_spec.label()}") as bar:
+            return run_training(run_spec, run_options, on_step=bar)
     command = [
         sys.executable,
         "-m",
@@ -396,6 +403,7 @@ def run(
     out: str | Path,
     options: RunOptions | Mapping[str, Any] | None = None,
     nproc: int = 1,
+    progress: bool = False,
 ) -> RunResult:
     """Fine-tune for real and measure, as ``lorabench run``: one process, or ``nproc`` via torchrun.
 
@@ -406,6 +414,7 @@ def run(
             examples, max_steps, warmup_steps, seed, random_weights, batching, usd_per_gpu_hour); the CLI's
             defaults otherwise.
         nproc: Data-parallel processes.
+        progress: Show a progress bar (step, loss, tokens/s, ETA) on stderr while a one-process run trains.
 
     Returns:
         The run; ``status`` is ``ok``, ``oom`` or ``failed`` (a failed run is a result, not an exception).
@@ -442,7 +451,7 @@ def run(
     account(run_spec)  # unknown model or target module fails here, before anything runs
     check_engine(run_spec)
     load_records(run_options)  # missing, empty or malformed dataset fails here (the line is named)
-    record = _launch(run_spec.model_dump(mode="json"), run_options.model_dump(mode="json"), folder, nproc)
+    record = _launch(run_spec.model_dump(mode="json"), run_options.model_dump(mode="json"), folder, nproc, progress)
     return RunResult(record=record, folder=folder)
 
 

@@ -40,7 +40,43 @@ def test_run_prints_measured_figures_with_counters(capsys: pytest.CaptureFixture
     assert code == 0
     assert "peak allocated" in out and "profiler" in out
     assert "n/a" in out  # energy / GPU-hours unknown on CPU
-    assert (tmp_path / "r" / "result.json").is_file()
+    assert "base dtype" in out
+    assert "tok/s" not in out and "ETA" not in out  # stdout is not a terminal: no progress bar
+    record = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert record["compute_dtype"]["dtype"] in ("bfloat16", "float32") and record["compute_dtype"]["reason"]
+    assert record["metrics"]["counters"]["peak_allocated_bytes"].startswith("cpu.profiler_peak_new_shapes")
+
+
+@pytest.mark.integration
+def test_run_on_a_terminal_shows_progress_and_json_stays_quiet(tmp_path: Path) -> None:
+    import pty
+
+    args = ["run", "--model", "tiny", "--max-steps", "3", "--warmup-steps", "1", "--seq-len", "32"]
+    args += ["--batch-size", "2", "--examples", "8", "--cpu-dtype", "fp32"]
+    env = {**os.environ, "COLUMNS": "160"}
+    outputs = []
+    for extra in ([], ["--json"]):
+        leader, follower = pty.openpty()
+        command = [sys.executable, "-m", "lorabench.cli.main", *args, "--out", str(tmp_path / f"r{len(extra)}"), *extra]
+        proc = subprocess.Popen(command, stdout=follower, stderr=subprocess.DEVNULL, env=env)
+        os.close(follower)
+        chunks = []
+        while True:  # read while it runs: a full terminal buffer would block the child
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(leader)
+        assert proc.wait(timeout=300) == 0
+        outputs.append(b"".join(chunks).decode(errors="replace"))
+    bar, as_json = outputs
+    assert "tok/s" in bar and "3/3" in bar and "loss" in bar and "ETA" in bar
+    assert "tok/s" not in as_json and "ETA" not in as_json
+    record = json.loads((tmp_path / "r1" / "result.json").read_text())
+    assert record["compute_dtype"] == {"dtype": "float32", "reason": "fp32 forced on CPU (--cpu-dtype fp32)"}
 
 
 @pytest.mark.integration

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lorabench.errors import MeasurementError
-from lorabench.measure.trackers import CPU_MEMORY_COUNTER, CpuTensorMemory, peak_live_bytes
+from lorabench.measure.trackers.cpu_memory import (
+    CPU_MEMORY_COUNTER,
+    CPU_MEMORY_COUNTER_NEW_SHAPES,
+    CpuTensorMemory,
+    NewShapeCpuMemory,
+    peak_live_bytes,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -70,6 +78,49 @@ def test_misuse() -> None:
     tracker.start()
     with pytest.raises(MeasurementError):
         tracker.start()
+    tracker.stop()
+    with pytest.raises(MeasurementError):
+        tracker.stop()
+
+
+def _train(tracker: Any, shapes: list[int], key: bool) -> None:
+    """A real training loop over batches of the given row counts (peak grows with the batch)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 1024), torch.nn.GELU(), torch.nn.Linear(1024, 256))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for rows in shapes:
+        tracker.step_begin(rows if key else None)
+        loss = model(torch.randn(rows, 256)).square().mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        del loss
+
+
+@pytest.mark.parametrize("shapes", [[64] * 8, [64, 64, 64, 512, 512, 512, 64, 64], [64, 64, 512, 64, 1024, 64]])
+def test_new_shape_windows_give_the_full_profile_peak(shapes: list[int]) -> None:
+    full = NewShapeCpuMemory()
+    full.start()
+    _train(full, shapes, key=False)
+    reference = full.stop()
+    windowed = NewShapeCpuMemory()
+    windowed.start()
+    _train(windowed, shapes, key=True)
+    result = windowed.stop()
+    assert reference.counter == CPU_MEMORY_COUNTER and full.profiled_steps == len(shapes)
+    assert result.counter == CPU_MEMORY_COUNTER_NEW_SHAPES.format(k=2)
+    assert windowed.profiled_steps == sum(min(shapes.count(s), 2) for s in set(shapes)) < len(shapes)
+    assert reference.value is not None and result.value is not None
+    assert result.value == pytest.approx(reference.value, rel=0.01)
+
+
+def test_new_shape_counter_rejects_misuse() -> None:
+    tracker = NewShapeCpuMemory()
+    with pytest.raises(MeasurementError):
+        tracker.step_begin(1)
+    with pytest.raises(MeasurementError):
+        NewShapeCpuMemory(steps_per_shape=0)
+    tracker.start()
     tracker.stop()
     with pytest.raises(MeasurementError):
         tracker.stop()

@@ -86,6 +86,13 @@ def run_command(
     usd_per_gpu_hour: Annotated[
         float | None, typer.Option(help="Rate for cost_usd (default: catalog rate of the GPU).", rich_help_panel=_RUN)
     ] = None,
+    cpu_dtype: Annotated[
+        str,
+        typer.Option(
+            help="16-bit base dtype on CPU: auto (bf16 where the CPU has native bf16, else fp32) | bf16 | fp32.",
+            rich_help_panel=_RUN,
+        ),
+    ] = "auto",
     nproc: Annotated[
         int,
         typer.Option(help="Data-parallel processes (GPUs; CPU processes on gloo) via torchrun.", rich_help_panel=_RUN),
@@ -136,8 +143,11 @@ def run_command(
         random_weights=random_weights,
         batching=batching,
         usd_per_gpu_hour=usd_per_gpu_hour,
+        cpu_dtype=cpu_dtype,
     )
-    record = run(spec, out=folder, options=options, nproc=nproc).record
+    from lorabench.measure.progress import progress_wanted
+
+    record = run(spec, out=folder, options=options, nproc=nproc, progress=progress_wanted(as_json)).record
     record = _add_config_source(folder, record, loaded, dataset_choice)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
@@ -193,6 +203,8 @@ def render_run(record: dict[str, Any], folder: Path, console: Console) -> None:
         return NA if value is None else format(value, fmt)
 
     row("steps (warm-up)", f"{record['steps']} ({metrics.get('warmup_steps')})")
+    compute = record.get("compute_dtype") or {}
+    row("base dtype", str(compute.get("dtype") or NA), compute.get("reason"))
     row(
         "loss first → final",
         f"{num(record.get('first_loss'), '.3f')} → {num(record.get('final_loss'), '.3f')}",

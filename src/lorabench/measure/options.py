@@ -23,7 +23,8 @@ class RunOptions(BaseModel):
     throughput (never from the wall clock) and the learning rate ramps up linearly over them.
     ``batching="pad_to_max"`` pads every batch to the sequence length, as FinLoRA did, so every step is the
     worst case for memory; ``longest`` pads to the longest example of each batch; ``length_grouped`` also
-    groups similar lengths.
+    groups similar lengths. ``cpu_dtype`` chooses a 16-bit base's dtype on CPU: ``auto`` is bf16 where the CPU
+    computes it natively, else fp32 (see :func:`lorabench.models.load.training_dtype`); GPUs always use bf16.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -39,6 +40,7 @@ class RunOptions(BaseModel):
     batching: Literal["pad_to_max", "longest", "length_grouped"] = "pad_to_max"
     usd_per_gpu_hour: float | None = Field(default=None, gt=0)
     trackers: bool = True
+    cpu_dtype: Literal["auto", "bf16", "fp32"] = "auto"
 
     @model_validator(mode="after")
     def _warmup_leaves_steps(self) -> RunOptions:

@@ -14,7 +14,7 @@ import importlib.util
 import itertools
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,7 @@ from lorabench.measure.record import write_run_record
 from lorabench.measure.trackers import ResourceTracker
 from lorabench.models import ResolvedModel, resolve_model
 from lorabench.models.build import quiet_hf
-from lorabench.models.load import load_for_training
+from lorabench.models.load import TrainingDtype, load_for_training, training_dtype
 from lorabench.spec import RunSpec
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PreparedData",
+    "StepHook",
     "check_engine",
     "fsdp_plugin",
     "fsdp_wrap_policy",
@@ -122,10 +123,12 @@ def _optimizer(spec: RunSpec, params: list[torch.nn.Parameter]) -> tuple[torch.o
     return make_optimizer(spec, params), optimizer_name(spec)
 
 
-def _prepare_model(spec: RunSpec, model: ResolvedModel, options: RunOptions, device: torch.device) -> Any:
+def _prepare_model(
+    spec: RunSpec, model: ResolvedModel, options: RunOptions, device: torch.device, dtype: TrainingDtype
+) -> Any:
     from lorabench.recipe import prepare_for_training
 
-    base = load_for_training(model, spec, device, options.random_weights, options.seed)
+    base = load_for_training(model, spec, device, options.random_weights, options.seed, dtype=dtype.dtype)
     return prepare_for_training(base, spec)
 
 
@@ -134,6 +137,15 @@ def _total_steps(spec: RunSpec, options: RunOptions, batches_per_rank: int) -> i
         return options.max_steps
     epochs = options.epochs or spec.epochs
     return max(1, math.ceil(batches_per_rank * epochs / spec.grad_accum))
+
+
+def _step_shape(micros: Sequence[list[Example]], pad_to: int | None) -> tuple[tuple[int, int, bool], ...]:
+    """Per micro-batch: rows, padded length, whether any row is padded (4-D mask) -- what allocations depend on."""
+    shapes = []
+    for batch in micros:
+        length = pad_to or max((len(e) for e in batch), default=0)
+        shapes.append((len(batch), length, any(len(e) < length for e in batch)))
+    return tuple(shapes)
 
 
 def _cycle(batches: list[list[Example]]) -> Iterator[list[Example]]:
@@ -233,7 +245,10 @@ def _accelerator(spec: RunSpec, cpu: bool) -> Any:
     return Accelerator(cpu=cpu, deepspeed_plugin=plugin)
 
 
-def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
+StepHook = Callable[[int, int, float, float | None], None]
+
+
+def run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None = None) -> dict[str, Any]:
     """Run and measure one fine-tuning job; rank 0 writes ``options.out/result.json``.
 
     Bad input (spec, dataset) raises before anything is written. A run that fails or runs out of memory is
@@ -242,6 +257,8 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
     Args:
         spec: What to fine-tune.
         options: Dataset, length, output folder.
+        on_step: Called after each optimizer step with ``(step, total_steps, loss, padded_tokens_per_s)``
+            (tokens/s of that step on this rank; None with the trackers off) -- the CLI's progress bar.
 
     Returns:
         The record (on every rank; only rank 0 writes it).
@@ -270,6 +287,7 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
     steps = _total_steps(spec, options, len(data.batches))
     if options.warmup_steps >= steps:
         raise ConfigError(f"warmup_steps ({options.warmup_steps}) must be below the run's {steps} steps")
+    compute = training_dtype(spec.bits, device.type, options.cpu_dtype)
     torch.manual_seed(options.seed)
     status, message, losses = "ok", None, []
     trainable = None
@@ -278,7 +296,7 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
     model: Any = None
     try:
         accelerator = _accelerator(spec, cpu=not cuda)
-        model = _prepare_model(spec, model_ref, options, device)
+        model = _prepare_model(spec, model_ref, options, device, compute)
         params = [p for p in model.parameters() if p.requires_grad]
         trainable = sum(p.numel() for p in params)
         optimizer, optimizer_name = _optimizer(spec, params)
@@ -289,11 +307,12 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
         model.train()
         batches = _cycle(data.batches)
         for _ in range(steps):
-            tracker.step_begin()
+            micros = [next(batches) for _ in range(spec.grad_accum)]
+            tracker.step_begin(shape=_step_shape(micros, data.pad_to))
             padded = nonpad = samples = 0
             step_loss = 0.0
             for micro in range(spec.grad_accum):
-                tensors = collate(next(batches), data.pad_id, data.pad_to)
+                tensors = collate(micros[micro], data.pad_id, data.pad_to)
                 p, n = batch_token_counts(tensors)
                 padded, nonpad, samples = padded + p, nonpad + n, samples + int(tensors["input_ids"].shape[0])
                 tensors = {k: v.to(device) for k, v in tensors.items()}
@@ -305,8 +324,10 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            tracker.step_end(padded_tokens=padded, nonpad_tokens=nonpad, samples=samples)
+            duration = tracker.step_end(padded_tokens=padded, nonpad_tokens=nonpad, samples=samples)
             losses.append(step_loss)
+            if on_step is not None:
+                on_step(len(losses), steps, step_loss, padded / duration if duration else None)
     except LorabenchError:  # bad input found late (e.g. no local weights): not a run result
         if tracker.metrics is None:
             tracker.stop()
@@ -345,6 +366,7 @@ def run_training(spec: RunSpec, options: RunOptions) -> dict[str, Any]:
         "data": data.info,
         "environment": describe_environment(device),
         "world_size": world,
+        "compute_dtype": compute.to_dict(),
         "engine": {
             "loop": "lorabench.measure.runner (transformers + PEFT, accelerate)",
             "distributed_type": str(accelerator.distributed_type) if accelerator is not None else None,

@@ -10,8 +10,9 @@ Quantized bases always go through transformers' real ``from_pretrained`` + bitsa
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -24,10 +25,94 @@ from lorabench.spec import RunSpec
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-__all__ = ["BUILT_IN_RANDOM", "has_local_weights", "load_for_training"]
+__all__ = [
+    "BUILT_IN_RANDOM",
+    "CpuDtype",
+    "TrainingDtype",
+    "cpu_native_bf16",
+    "has_local_weights",
+    "load_for_training",
+    "training_dtype",
+]
 
 # Catalog models that exist only as configs: they always train with random weights.
 BUILT_IN_RANDOM = frozenset({"tiny"})
+
+CpuDtype = Literal["auto", "bf16", "fp32"]
+# CPU flags (Linux /proc/cpuinfo) that mean bf16 matmuls run natively rather than emulated in fp32.
+_NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+@dataclass(frozen=True)
+class TrainingDtype:
+    """The dtype a base model is loaded in for training, and why (recorded in run records)."""
+
+    dtype: torch.dtype
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready: ``{"dtype": "bfloat16" | "float32", "reason": ...}``."""
+        return {"dtype": str(self.dtype).removeprefix("torch."), "reason": self.reason}
+
+
+def cpu_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[bool, str]:
+    """Whether this CPU computes bf16 natively, and the evidence.
+
+    x86 CPUs with AVX512_BF16 or AMX_BF16 (and Arm CPUs with the BF16 extension) run bf16 matmuls natively;
+    others (AVX2-only x86, for example) emulate them, which is many times slower than fp32.
+
+    Args:
+        cpuinfo: The kernel's CPU description (Linux); unreadable means "not known to be native".
+
+    Returns:
+        ``(native, evidence)``.
+    """
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        capability = torch.backends.cpu.get_cpu_capability()
+        return False, f"CPU flags unreadable ({cpuinfo}); PyTorch CPU capability {capability}"
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    found = [flag for flag in _NATIVE_BF16_FLAGS if flag in flags]
+    if found:
+        return True, f"CPU flags {', '.join(found)}"
+    return False, f"no native bf16 CPU flag ({', '.join(_NATIVE_BF16_FLAGS)}) in {cpuinfo}"
+
+
+def training_dtype(bits: int, device_type: str, cpu_dtype: CpuDtype = "auto") -> TrainingDtype:
+    """The dtype the base model is loaded in for training on ``device_type``.
+
+    GPUs: bf16. CPUs, 16-bit bases: bf16 where the CPU computes it natively (or ``cpu_dtype="bf16"``
+    forces it), else fp32 -- emulated bf16 is many times slower, and fp32 gives the same trained adapter
+    semantics at twice the weight memory. 8/4-bit bases keep bf16 for the layers bitsandbytes leaves
+    16-bit (k-bit preparation upcasts the trainable-path ones to fp32 anyway).
+
+    Args:
+        bits: The spec's base bits.
+        device_type: ``cuda`` or ``cpu``.
+        cpu_dtype: ``auto`` (detect), ``bf16`` or ``fp32`` (force, CPU only).
+
+    Returns:
+        The dtype and the reason.
+    """
+    if device_type != "cpu":
+        return TrainingDtype(torch.bfloat16, f"bf16 base on {device_type}")
+    if bits < 16:
+        return TrainingDtype(torch.bfloat16, f"{bits}-bit base: bitsandbytes layers; the rest bf16 before k-bit prep")
+    if cpu_dtype == "bf16":
+        return TrainingDtype(torch.bfloat16, "bf16 forced on CPU (--cpu-dtype bf16)")
+    if cpu_dtype == "fp32":
+        return TrainingDtype(torch.float32, "fp32 forced on CPU (--cpu-dtype fp32)")
+    native, evidence = cpu_native_bf16()
+    if native:
+        return TrainingDtype(torch.bfloat16, f"CPU computes bf16 natively ({evidence})")
+    return TrainingDtype(
+        torch.float32, f"fp32 on CPU: bf16 would be emulated ({evidence}); --cpu-dtype bf16 forces bf16"
+    )
 
 
 def has_local_weights(model: ResolvedModel) -> bool:
@@ -36,9 +121,14 @@ def has_local_weights(model: ResolvedModel) -> bool:
 
 
 def load_for_training(
-    model: ResolvedModel, spec: RunSpec, device: torch.device, random_weights: bool, seed: int
+    model: ResolvedModel,
+    spec: RunSpec,
+    device: torch.device,
+    random_weights: bool,
+    seed: int,
+    dtype: torch.dtype | None = None,
 ) -> PreTrainedModel:
-    """Load the base model for ``spec`` on ``device`` (bf16 base; bitsandbytes at 8/4 bits).
+    """Load the base model for ``spec`` on ``device`` (bitsandbytes at 8/4 bits).
 
     Args:
         model: The resolved model.
@@ -46,6 +136,7 @@ def load_for_training(
         device: Where the model lives (one device per process).
         random_weights: Build from the config with random weights instead of loading weights.
         seed: Seed for the random weights.
+        dtype: The base's dtype (default: :func:`training_dtype` for the spec and device, detected).
 
     Returns:
         The model, not yet wrapped by PEFT.
@@ -62,12 +153,13 @@ def load_for_training(
             "with random weights of the same shapes (resource use does not depend on weight values)"
         )
     quant = quantization_config(spec)
+    dtype = dtype or training_dtype(spec.bits, device.type).dtype
     device_map = {"": device}
     with quiet_hf():
         if not use_random and model.local_dir is not None:
             return AutoModelForCausalLM.from_pretrained(
                 model.local_dir,
-                dtype=torch.bfloat16,
+                dtype=dtype,
                 quantization_config=quant,
                 device_map=device_map,
                 use_safetensors=True,
@@ -76,7 +168,7 @@ def load_for_training(
             )
         torch.manual_seed(seed)
         random_model: PreTrainedModel = AutoModelForCausalLM.from_config(
-            model.config, dtype=torch.bfloat16, trust_remote_code=False
+            model.config, dtype=dtype, trust_remote_code=False
         )
         if quant is None:
             return random_model.to(device)  # type: ignore[arg-type, no-any-return]
@@ -85,7 +177,7 @@ def load_for_training(
             del random_model
             return AutoModelForCausalLM.from_pretrained(
                 Path(tmp),
-                dtype=torch.bfloat16,
+                dtype=dtype,
                 quantization_config=quant,
                 device_map=device_map,
                 use_safetensors=True,

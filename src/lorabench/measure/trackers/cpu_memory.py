@@ -15,15 +15,25 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
 from lorabench.errors import MeasurementError
 from lorabench.measure.trackers.measured import Measured
 
-__all__ = ["CPU_MEMORY_COUNTER", "CpuTensorMemory", "peak_live_bytes"]
+__all__ = [
+    "CPU_MEMORY_COUNTER",
+    "CPU_MEMORY_COUNTER_NEW_SHAPES",
+    "CpuTensorMemory",
+    "NewShapeCpuMemory",
+    "peak_live_bytes",
+]
 
 CPU_MEMORY_COUNTER = "torch.profiler(profile_memory=True): CPU allocator events since start, running peak"
+CPU_MEMORY_COUNTER_NEW_SHAPES = (
+    "cpu.profiler_peak_new_shapes: torch.profiler(profile_memory=True) CPU allocator events from start through "
+    "the first {k} steps of each batch shape (later steps of a shape repeat them), running peak"
+)
 
 
 def peak_live_bytes(events: Iterable[tuple[int, int]]) -> tuple[int, int]:
@@ -130,3 +140,102 @@ class CpuTensorMemory:
     def __exit__(self, *exc: object) -> None:
         if self._profile is not None and self.result is None:
             self.stop()
+
+
+class NewShapeCpuMemory:
+    """The CPU tensor-memory peak, profiling only the steps where a new peak can occur.
+
+    A training step's allocations depend only on its batch shape once the optimizer state exists, so the
+    profiler runs from :meth:`start` (set-up: weights, adapter) through the first ``steps_per_shape`` steps
+    of the first batch shape (the first step creates the optimizer state, the second is the steady state), is
+    stopped for repeats, and runs again for the first steps of any new shape. Each window's peak is added to
+    the bytes live when it began (exact for the first window; for later ones, the first window's final live
+    bytes plus what later windows left live, shape-identical steps in between leaving nothing). Frees of
+    blocks allocated outside a window are not seen by the profiler, so a later window can only over-count.
+
+    Args:
+        steps_per_shape: Profiled steps per batch shape.
+    """
+
+    def __init__(self, steps_per_shape: int = 2) -> None:
+        if steps_per_shape < 1:
+            raise MeasurementError("steps_per_shape must be at least 1")
+        self.steps_per_shape = steps_per_shape
+        self._window: CpuTensorMemory | None = None
+        self._seen: dict[Hashable, int] = {}
+        self._baseline = 0
+        self._peak: int | None = None
+        self._started = False
+        self.result: Measured | None = None
+        self.profiled_steps = 0
+        self.steps = 0
+        self.windows = 0
+
+    @property
+    def counter(self) -> str:
+        """The counter's label when some steps were not profiled (else :data:`CPU_MEMORY_COUNTER`)."""
+        return CPU_MEMORY_COUNTER_NEW_SHAPES.format(k=self.steps_per_shape)
+
+    def start(self) -> None:
+        """Start the first window (before the model is built).
+
+        Raises:
+            MeasurementError: Already started, or the profiler cannot start.
+        """
+        if self._started:
+            raise MeasurementError("the CPU memory tracker was already started")
+        self._started = True
+        self._open()
+
+    def step_begin(self, shape: Hashable | None) -> None:
+        """Decide whether the step about to run is profiled (``shape=None``: always).
+
+        Raises:
+            MeasurementError: Not started, or the profiler cannot restart.
+        """
+        if not self._started or self.result is not None:
+            raise MeasurementError("the CPU memory tracker is not running")
+        self.steps += 1
+        count = self._seen.get(shape, 0) + 1
+        self._seen[shape] = count
+        profile = shape is None or count <= self.steps_per_shape
+        if profile and self._window is None:
+            self._open()
+        elif not profile and self._window is not None:
+            self._close()
+        if profile:
+            self.profiled_steps += 1
+
+    def stop(self) -> Measured:
+        """Close the open window and return the peak.
+
+        Raises:
+            MeasurementError: Not started, or stopped twice.
+        """
+        if not self._started or self.result is not None:
+            raise MeasurementError("the CPU memory tracker is not running")
+        if self._window is not None:
+            self._close()
+        if self._peak is None:
+            self.result = Measured.unknown("bytes", "the profiler returned no results")
+        else:
+            every = self.profiled_steps == self.steps
+            self.result = Measured(self._peak, "bytes", CPU_MEMORY_COUNTER if every else self.counter)
+        return self.result
+
+    def _open(self) -> None:
+        window = CpuTensorMemory()
+        window.start()
+        self._window = window
+        self.windows += 1
+
+    def _close(self) -> None:
+        window, self._window = self._window, None
+        if window is None:
+            return
+        measured = window.stop()
+        if measured.value is None or window.final_live_bytes is None:
+            return
+        peak = self._baseline + int(measured.value)
+        self._peak = peak if self._peak is None else max(self._peak, peak)
+        self._baseline += window.final_live_bytes

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
 from lorabench.errors import MeasurementError
 from lorabench.measure.trackers.clock import Clock, StepClock, no_sync
-from lorabench.measure.trackers.cpu_memory import CpuTensorMemory
+from lorabench.measure.trackers.cpu_memory import NewShapeCpuMemory
 from lorabench.measure.trackers.cuda import CudaNvmlSampler
 from lorabench.measure.trackers.energy import EnergyMeter, EnergyReport
 from lorabench.measure.trackers.measured import Measured
@@ -111,7 +111,7 @@ class ResourceTracker:
         self._memory: DeviceMemoryMeter | None = None
         self._energy: EnergyMeter | None = None
         self._poller: Poller | None = None
-        self._cpu_memory: CpuTensorMemory | None = None
+        self._cpu_memory: NewShapeCpuMemory | None = None
         self._in_step = False
         self.metrics: dict[str, Any] | None = None
 
@@ -144,15 +144,22 @@ class ResourceTracker:
             energy.start()
             self._poller.start()
         else:
-            self._cpu_memory = CpuTensorMemory()
+            self._cpu_memory = NewShapeCpuMemory()
             self._cpu_memory.start()
 
-    def step_begin(self) -> None:
+    def step_begin(self, shape: Hashable | None = None) -> None:
         """Mark the start of a training step (synchronises CUDA first).
+
+        Args:
+            shape: The step's batch shape (e.g. ``(micro_batch, padded_length, grad_accum)``). On CPU the memory
+                profiler then runs only for the first steps of each shape (:class:`NewShapeCpuMemory`), before the
+                step's clock starts; None profiles every step.
 
         Raises:
             MeasurementError: Not running, or the previous step has not ended.
         """
+        if self._cpu_memory is not None and self._clock.running and not self._in_step:
+            self._cpu_memory.step_begin(shape)
         if self._enabled:
             self._clock.step_begin()
         elif not self._clock.running or self._in_step:

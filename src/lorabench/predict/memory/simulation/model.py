@@ -25,6 +25,7 @@ from torch import nn
 
 from lorabench.methods import check_targets
 from lorabench.models import ResolvedModel, build_meta_model
+from lorabench.models.load import training_dtype
 from lorabench.predict.memory.params import _is_quantized, modules_kept_unquantized
 from lorabench.predict.memory.simulation.bnb import Target, quant_constant_tensors, sim_linear_4bit, sim_linear_8bit
 from lorabench.recipe import prepare_for_training
@@ -179,7 +180,7 @@ def build_sim_model(spec: RunSpec, resolved: ResolvedModel, target: Target, padd
     Raises:
         ModelError: A target module the architecture does not have.
     """
-    base = build_meta_model(resolved.config)
+    base = build_meta_model(resolved.config, training_dtype(spec.bits, target).dtype)  # as the runner loads it
     check_targets(spec, base, resolved.display_name)
     notes: list[str] = []
     if spec.attention == "eager":
