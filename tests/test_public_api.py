@@ -97,6 +97,7 @@ def test_signatures_and_cli_defaults() -> None:
         ("out", "KEYWORD_ONLY", empty),
         ("options", "KEYWORD_ONLY", None),
         ("nproc", "KEYWORD_ONLY", 1),
+        ("progress", "KEYWORD_ONLY", False),
     ]
 
 
