@@ -114,8 +114,9 @@ def test_inferred_spec_and_notes_and_report_and_cost_accept_the_record(
     assert spec["hardware"] == {"gpu": None, "count": 1}
     assert spec["seq_len"] <= 64
     notes = " | ".join(record["notes"])
-    for field in ("model:", "epochs:", "seq_len:", "hardware.gpu:"):
+    for field in ("model:", "epochs:", "seq_len:", "hardware.gpu:", "no effect on resources ignored: task_type"):
         assert field in notes
+    assert {"key": "task_type", "value": "'CAUSAL_LM'"}.items() <= record["ignored_keys"][0].items()
     assert spec["model"] == "llama"  # the tiny model's model_type: built from a config, it names no checkpoint
 
     capsys.readouterr()

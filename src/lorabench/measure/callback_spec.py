@@ -6,13 +6,17 @@ Everything that cannot be read off the objects is listed in the returned notes (
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, get_args
 
 from lorabench.spec.model import ALL_LINEAR, Attention, Optimizer, RunSpec, parse_spec
 from lorabench.spec.peft_config import from_adapter_config
+from lorabench.spec.source import NO_EFFECT, IgnoredKey
 
 __all__ = ["infer_spec"]
+
+_LAYER = re.compile(r"\.(\d+)\.")
 
 
 def _model_name(model: Any, peft: Mapping[str, Any] | None, notes: list[str]) -> str:
@@ -26,7 +30,9 @@ def _model_name(model: Any, peft: Mapping[str, Any] | None, notes: list[str]) ->
     return str(model_type)
 
 
-def _peft_fields(model: Any, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _peft_fields(
+    model: Any, notes: list[str], ignored: list[IgnoredKey]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     configs = getattr(model, "peft_config", None)
     if not isinstance(configs, Mapping) or not configs:
         notes.append("adapter: the model has no peft_config; recorded lorabench's default adapter fields")
@@ -45,13 +51,33 @@ def _peft_fields(model: Any, notes: list[str]) -> tuple[dict[str, Any], dict[str
     raw = {k: v for k, v in out.raw.items() if k != "model"}
     if isinstance(raw.get("targets"), str) and raw["targets"] != ALL_LINEAR:
         # PEFT has already matched the regex: record the module names it wrapped.
-        leaves = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if hasattr(m, "lora_A")})
-        notes.append(f"target_modules: regex {raw['targets']!r} recorded as the modules PEFT wrapped: {leaves}")
-        raw["targets"] = leaves or ALL_LINEAR
+        _wrapped_targets(model, raw, notes)
     notes.extend(out.notes)
     notes.extend(f"adapter: {p}" for p in out.problems if not p.startswith("base_model_name_or_path"))
-    notes.extend(f"adapter {k.key}: {k.value} not in the spec ({k.reason})" for k in out.ignored)
+    ignored.extend(out.ignored)
+    notes.extend(f"adapter: not honoured: {k.line()}" for k in out.ignored if k.category != NO_EFFECT)
+    quiet = [k.key for k in out.ignored if k.category == NO_EFFECT]
+    if quiet:
+        notes.append(f"adapter: {len(quiet)} PEFT key(s) with no effect on resources ignored: {', '.join(quiet)}")
     return raw, data
+
+
+def _wrapped_targets(model: Any, raw: dict[str, Any], notes: list[str]) -> None:
+    """Replace a regex ``targets`` by the module names (and decoder layers) PEFT wrapped."""
+    wrapped = [n for n, m in model.named_modules() if hasattr(m, "lora_A")]
+    leaves = sorted({n.rsplit(".", 1)[-1] for n in wrapped})
+    layers = sorted({int(m.group(1)) for n in wrapped if (m := _LAYER.search(n))})
+    total = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    notes.append(f"target_modules: regex {raw['targets']!r} recorded as the modules PEFT wrapped: {leaves}")
+    raw["targets"] = leaves or ALL_LINEAR
+    if layers and isinstance(total, int) and len(layers) < total:
+        raw["layers_to_transform"] = layers
+        notes.append(f"target_modules: the regex wraps layers {layers} of {total}; recorded as layers_to_transform")
+        if len(wrapped) != len(leaves) * len(layers):
+            notes.append(
+                f"target_modules: the regex wraps {len(wrapped)} modules, not every named module in those layers; "
+                "the spec over-counts adapters"
+            )
 
 
 def _bits(model: Any, notes: list[str]) -> int:
@@ -101,8 +127,10 @@ def _training_fields(args: Any, state: Any, notes: list[str]) -> dict[str, Any]:
     return raw
 
 
-def infer_spec(model: Any, args: Any, state: Any, gpu: str | None, seq_len: int | None) -> tuple[RunSpec, list[str]]:
-    """The RunSpec of a Trainer run, and notes on every field that could not be read off the objects.
+def infer_spec(
+    model: Any, args: Any, state: Any, gpu: str | None, seq_len: int | None
+) -> tuple[RunSpec, list[str], list[IgnoredKey]]:
+    """The RunSpec of a Trainer run, notes on every field that could not be read off the objects, ignored PEFT keys.
 
     Args:
         model: The (PEFT-wrapped) model the Trainer trains.
@@ -112,10 +140,11 @@ def infer_spec(model: Any, args: Any, state: Any, gpu: str | None, seq_len: int 
         seq_len: The longest batch sequence seen (tokens), or None if no batch was counted.
 
     Returns:
-        The spec and the notes.
+        The spec, the notes, and the PEFT config keys the spec does not carry.
     """
     notes: list[str] = []
-    raw, peft = _peft_fields(model, notes)
+    ignored: list[IgnoredKey] = []
+    raw, peft = _peft_fields(model, notes, ignored)
     raw["model"] = _model_name(model, peft, notes)
     raw.update(_training_fields(args, state, notes))
     raw["bits"] = _bits(model, notes)
@@ -135,4 +164,4 @@ def infer_spec(model: Any, args: Any, state: Any, gpu: str | None, seq_len: int 
         raw["attention"] = attn
     else:
         notes.append(f"attention: implementation {attn!r} not one lorabench models; recorded sdpa")
-    return parse_spec(raw, "ResourceCallback (inferred spec)"), notes
+    return parse_spec(raw, "ResourceCallback (inferred spec)"), notes, ignored
