@@ -23,7 +23,9 @@ class _Capture(TrainerCallback):
         self.logs.append(dict(logs or {}))
 
 
-def _trainer(tmp_path: Path, steps: int = 6) -> tuple[Any, Any, _Capture]:
+def _trainer(
+    tmp_path: Path, steps: int = 6, extra: list[TrainerCallback] | None = None, **options: Any
+) -> tuple[Any, Any, _Capture]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
@@ -53,6 +55,7 @@ def _trainer(tmp_path: Path, steps: int = 6) -> tuple[Any, Any, _Capture]:
         report_to=[],
         use_cpu=True,
         save_strategy="no",
+        **options,
     )
     capture = _Capture()
     trainer = Trainer(
@@ -60,7 +63,7 @@ def _trainer(tmp_path: Path, steps: int = 6) -> tuple[Any, Any, _Capture]:
         args=args,
         train_dataset=features,
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
-        callbacks=[capture],
+        callbacks=[capture, *(extra or [])],
     )
     return trainer, model, capture
 
@@ -132,3 +135,19 @@ def test_inferred_spec_and_notes_and_report_and_cost_accept_the_record(
     assert main(["cost", str(scenario), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["name"] == "callback-run" and rows[0]["provenance"]["time_s"]["kind"] == "measured"
+
+
+def test_passed_as_a_callback_without_install(tmp_path: Path) -> None:
+    from lorabench.measure.callback import ResourceCallback
+
+    callback = ResourceCallback(out=tmp_path / "run", warmup_steps=0)
+    trainer, _, capture = _trainer(tmp_path, steps=2, extra=[callback], include_num_input_tokens_seen="non_padding")
+    trainer.train()
+    record = json.loads((tmp_path / "run" / "result.json").read_text())
+    metrics = record["metrics"]
+    assert metrics["nonpad_tokens"] > 0 and metrics["tokens_per_s_nonpad"] > 0
+    assert "num_input_tokens_seen (non_padding)" in metrics["token_source"]
+    assert metrics["padded_tokens"] is None and metrics["tokens_per_s_padded"] is None  # not counted: unknown
+    assert record["spec"]["rank"] == 4
+    # Registered after the capture (as after report_to loggers): the Trainer runs it too late for them.
+    assert not any(k.startswith("lorabench/") for log in capture.logs for k in log)

@@ -87,6 +87,7 @@ class ResourceCallback(TrainerCallback):
         self._last = (0, 0, 0)
         self._last_seen = 0
         self._token_source = "none"
+        self._unknown_kind: str | None = None
         self._started: float | None = None
         self._nonpad_total = 0
 
@@ -130,11 +131,13 @@ class ResourceCallback(TrainerCallback):
             seen = state.num_input_tokens_seen or 0
             delta, self._last_seen = (seen - self._last_seen) // max(1, args.world_size), seen
             kind = args.include_num_input_tokens_seen
-            padded = delta if kind in (True, "all", "yes") else 0
-            nonpad = delta if kind == "non_padding" else 0
+            # The Trainer counts one kind; the other is unknown and nulled in the record (see _finish).
+            self._unknown_kind = "nonpad" if kind in (True, "all", "yes") else "padded"
+            padded = nonpad = delta  # the tracker needs nonpad <= padded; the unknown kind is not reported
             samples = args.per_device_train_batch_size * args.gradient_accumulation_steps
             self._token_source = f"Trainer num_input_tokens_seen ({kind})"
-        self._nonpad_total += nonpad
+        if self._unknown_kind != "nonpad":
+            self._nonpad_total += nonpad
         self.tracker.step_end(padded_tokens=padded, nonpad_tokens=nonpad, samples=samples)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -181,7 +184,12 @@ class ResourceCallback(TrainerCallback):
         device = torch.device("cuda", args.local_process_index) if cuda else torch.device("cpu")
         combined = combine_ranks_metrics(per_rank, self.usd_per_gpu_hour)
         combined["token_source"] = self._token_source
+        if self._unknown_kind is not None:
+            for figures in (combined, *per_rank):
+                for key in [k for k in figures if self._unknown_kind in k and "token" in k]:
+                    figures[key] = None
         notes: list[str] = []
+        ignored: list[dict[str, str]] = []
         if self.spec is not None:
             spec = self.spec
         elif model is None:
@@ -189,7 +197,8 @@ class ResourceCallback(TrainerCallback):
         else:
             gpu = _gpu_name(device) if cuda else None
             longest = self._counter.longest if self._counter is not None and self._counter.longest else None
-            spec, notes = infer_spec(model, args, state, gpu, longest)
+            spec, notes, keys = infer_spec(model, args, state, gpu, longest)
+            ignored = [k.as_dict() for k in keys]
         model_name = spec.model
         self.record = {
             "status": "ok",
@@ -197,6 +206,7 @@ class ResourceCallback(TrainerCallback):
             "spec": spec.model_dump(mode="json"),
             "spec_source": "given" if self.spec is not None else "inferred from the Trainer's model and arguments",
             "notes": notes,
+            "ignored_keys": ignored,
             "model": {"key": model_name, "display_name": model_name, "config_source": "the trained model"},
             "options": {"warmup_steps": self.warmup_steps, "usd_per_gpu_hour": self.usd_per_gpu_hour},
             "environment": describe_environment(device),
