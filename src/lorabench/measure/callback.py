@@ -6,13 +6,19 @@ One line in an Axolotl / LLaMA-Factory / plain-Trainer script::
 
 ``install`` puts the callback first (so the metrics it adds to each log reach the ``report_to``
 loggers that run after it) and wraps the trainer's data collator to count padded and non-padded
-tokens of every batch. At the end of training rank 0 writes the same ``result.json`` record as
-``lorabench run``. Passing it as ``callbacks=[ResourceCallback(...)]`` also works; tokens then come
-from the Trainer's own ``num_input_tokens_seen`` (one kind only, labelled) when that is enabled.
+tokens of every batch. When the Trainer logs its train summary (``train_runtime``, after the last step) the
+trackers stop, the final figures join that log as ``lorabench/<name>`` keys, and rank 0 writes the same
+``result.json`` record as ``lorabench run``, with a RunSpec inferred from the model, its PEFT config and the
+training arguments (what cannot be inferred is listed in the record's ``notes``).
+
+Passing it as ``callbacks=[ResourceCallback(...)]`` also works, but the Trainer then runs it after the
+``report_to`` loggers (they miss its figures), and tokens come from the Trainer's own ``num_input_tokens_seen``
+(one kind only, labelled) when that is enabled.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +26,9 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from lorabench.errors import ConfigError
 from lorabench.measure.aggregate import combine_ranks_metrics, gather_metrics
+from lorabench.measure.callback_spec import infer_spec
 from lorabench.measure.environment import describe_environment
 from lorabench.measure.record import write_run_record
 from lorabench.measure.trackers import ResourceTracker
@@ -35,6 +43,7 @@ class _CountingCollator:
     def __init__(self, collator: Callable[[Any], Any]) -> None:
         self.collator = collator
         self.padded = self.nonpad = self.samples = 0
+        self.longest = 0
 
     def __call__(self, features: Any) -> Any:
         batch = self.collator(features)
@@ -42,6 +51,7 @@ class _CountingCollator:
         if isinstance(ids, torch.Tensor):
             self.padded += ids.numel()
             self.samples += int(ids.shape[0])
+            self.longest = max(self.longest, int(ids.shape[-1]))
             mask = batch.get("attention_mask")
             self.nonpad += int(mask.sum()) if isinstance(mask, torch.Tensor) else ids.numel()
         return batch
@@ -77,6 +87,9 @@ class ResourceCallback(TrainerCallback):
         self._last = (0, 0, 0)
         self._last_seen = 0
         self._token_source = "none"
+        self._unknown_kind: str | None = None
+        self._started: float | None = None
+        self._nonpad_total = 0
 
     def install(self, trainer: Any) -> ResourceCallback:
         """Add this callback first in ``trainer`` and count tokens in its data collator; returns self."""
@@ -96,6 +109,8 @@ class ResourceCallback(TrainerCallback):
             trackers_enabled=self.trackers_enabled,
         )
         self.tracker.start()
+        self._started = time.perf_counter()
+        self._nonpad_total = 0
         self._last_seen = state.num_input_tokens_seen or 0
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -116,40 +131,83 @@ class ResourceCallback(TrainerCallback):
             seen = state.num_input_tokens_seen or 0
             delta, self._last_seen = (seen - self._last_seen) // max(1, args.world_size), seen
             kind = args.include_num_input_tokens_seen
-            padded = delta if kind in (True, "all", "yes") else 0
-            nonpad = delta if kind == "non_padding" else 0
+            # The Trainer counts one kind; the other is unknown and nulled in the record (see _finish).
+            self._unknown_kind = "nonpad" if kind in (True, "all", "yes") else "padded"
+            padded = nonpad = delta  # the tracker needs nonpad <= padded; the unknown kind is not reported
             samples = args.per_device_train_batch_size * args.gradient_accumulation_steps
             self._token_source = f"Trainer num_input_tokens_seen ({kind})"
+        if self._unknown_kind != "nonpad":
+            self._nonpad_total += nonpad
         self.tracker.step_end(padded_tokens=padded, nonpad_tokens=nonpad, samples=samples)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        """Add the wall clock and (on CUDA) peak allocated memory so far to the Trainer's logs."""
+        """Add ``lorabench/*`` figures to the Trainer's logs (running ones; the final ones on its train summary).
+
+        Running: ``wall_time_s`` since training began, ``tokens_per_s_nonpad`` over that time (warm-up steps
+        included) and, on CUDA, ``peak_allocated_bytes`` so far. The summary log (``train_runtime``) comes after
+        the last step: the trackers stop there and the run record's final figures replace the running ones.
+        """
         if logs is None or self.tracker is None:
             return
-        if torch.cuda.is_available():
-            logs["lorabench/peak_allocated_bytes"] = torch.cuda.max_memory_allocated()
+        if "train_runtime" in logs and self.record is None:
+            self._finish(args, state, kwargs.get("model"))
         if self.record is not None:
             metrics = self.record["metrics"]
-            for key in ("wall_time_s", "tokens_per_s_nonpad", "peak_allocated_bytes", "energy_j", "cost_usd"):
+            for key in _FINAL_KEYS:
                 if metrics.get(key) is not None:
                     logs[f"lorabench/{key}"] = metrics[key]
+            history = state.log_history
+            if history and "train_runtime" in history[-1]:  # the Trainer stored a copy of this log before on_log
+                history[-1].update({k: v for k, v in logs.items() if k.startswith("lorabench/")})
+            return
+        if self._started is not None:
+            elapsed = time.perf_counter() - self._started
+            logs["lorabench/wall_time_s"] = elapsed
+            if self._nonpad_total and elapsed > 0:
+                logs["lorabench/tokens_per_s_nonpad"] = self._nonpad_total / elapsed
+        if torch.cuda.is_available():
+            logs["lorabench/peak_allocated_bytes"] = torch.cuda.max_memory_allocated()
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Stop the trackers and write the record, unless the train summary log already did."""
+        if self.tracker is not None and self.record is None:
+            self._finish(args, state, kwargs.get("model"))
+
+    def _finish(self, args: Any, state: Any, model: Any) -> None:
         """Stop the trackers; rank 0 writes the record."""
-        if self.tracker is None:
-            return
+        assert self.tracker is not None
         metrics = self.tracker.stop()
         per_rank = gather_metrics(metrics, args.world_size)
-        model = kwargs.get("model")
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if model is not None else None
         losses = [float(h["loss"]) for h in state.log_history if "loss" in h]
-        device = torch.device("cuda", args.local_process_index) if torch.cuda.is_available() else torch.device("cpu")
+        cuda = torch.cuda.is_available()
+        device = torch.device("cuda", args.local_process_index) if cuda else torch.device("cpu")
         combined = combine_ranks_metrics(per_rank, self.usd_per_gpu_hour)
         combined["token_source"] = self._token_source
+        if self._unknown_kind is not None:
+            for figures in (combined, *per_rank):
+                for key in [k for k in figures if self._unknown_kind in k and "token" in k]:
+                    figures[key] = None
+        notes: list[str] = []
+        ignored: list[dict[str, str]] = []
+        if self.spec is not None:
+            spec = self.spec
+        elif model is None:
+            raise ConfigError("ResourceCallback: the Trainer passed no model to infer the spec from; give spec=")
+        else:
+            gpu = _gpu_name(device) if cuda else None
+            longest = self._counter.longest if self._counter is not None and self._counter.longest else None
+            spec, notes, keys = infer_spec(model, args, state, gpu, longest)
+            ignored = [k.as_dict() for k in keys]
+        model_name = spec.model
         self.record = {
             "status": "ok",
             "message": None,
-            "spec": self.spec.model_dump(mode="json") if self.spec is not None else None,
+            "spec": spec.model_dump(mode="json"),
+            "spec_source": "given" if self.spec is not None else "inferred from the Trainer's model and arguments",
+            "notes": notes,
+            "ignored_keys": ignored,
+            "model": {"key": model_name, "display_name": model_name, "config_source": "the trained model"},
             "options": {"warmup_steps": self.warmup_steps, "usd_per_gpu_hour": self.usd_per_gpu_hour},
             "environment": describe_environment(device),
             "world_size": args.world_size,
@@ -164,7 +222,27 @@ class ResourceCallback(TrainerCallback):
         }
         if args.process_index == 0:
             write_run_record(self.out, self.record)
-        if state.log_history is not None:
-            state.log_history.append(
-                {f"lorabench/{k}": combined.get(k) for k in ("wall_time_s", "tokens_per_s_nonpad")}
-            )
+
+
+_FINAL_KEYS = (
+    "wall_time_s",
+    "tokens_per_s_nonpad",
+    "tokens_per_s_padded",
+    "peak_allocated_bytes",
+    "peak_reserved_bytes",
+    "energy_j",
+    "gpu_hours",
+    "cost_usd",
+)
+
+
+def _gpu_name(device: torch.device) -> str:
+    """The catalog key of ``device``'s GPU, or its CUDA name when the catalog does not know it."""
+    from lorabench.errors import CatalogError
+    from lorabench.hardware import resolve_gpu
+
+    name = torch.cuda.get_device_name(device)
+    try:
+        return resolve_gpu(name).key
+    except CatalogError:
+        return name
