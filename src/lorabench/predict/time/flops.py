@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from lorabench.errors import ConfigError, ModelError
 from lorabench.models import ResolvedModel, resolve_model
-from lorabench.models.facts import model_facts
+from lorabench.models.facts import AdapterFact, LinearFact, model_facts
 from lorabench.spec import RunSpec
 
 if TYPE_CHECKING:
@@ -113,31 +113,15 @@ class FlopsBreakdown:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Linear:
-    in_features: int
-    out_features: int
-    checkpointed: bool
-
-
-@dataclass(frozen=True)
-class _Adapter:
-    in_features: int
-    out_features: int
-    rank: int
-    dora: bool
-    dropout: bool
-    checkpointed: bool
+# The module-graph records are the shared facts' own (one definition for every engine).
+_Linear = LinearFact
+_Adapter = AdapterFact
 
 
 def _graph(spec: RunSpec, resolved: ResolvedModel) -> tuple[list[_Linear], list[_Adapter]]:
     """Base linears and adapters of ``spec``'s meta model with PEFT applied (shared facts, built once and cached)."""
     facts = model_facts(spec, resolved)
-    linears = [_Linear(f.in_features, f.out_features, f.checkpointed) for f in facts.linears]
-    adapters = [
-        _Adapter(a.in_features, a.out_features, a.rank, a.dora, a.dropout, a.checkpointed) for a in facts.adapters
-    ]
-    return linears, adapters
+    return list(facts.linears), list(facts.adapters)
 
 
 def _layer_windows(config: PretrainedConfig | ConfigFacts, layers: int) -> list[int | None]:
