@@ -41,6 +41,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_record import random_weights_record
+
 BITS = (16, 8, 4)
 MICRO_BATCHES = (1, 4, 16)
 SEQ_LENS = (256, 2048)
@@ -414,26 +417,18 @@ def main(argv: list[str] | None = None) -> int:
                 metrics = combine_ranks_metrics([result["metrics"]], None)
                 counted = (metrics.get("step_times_s") or [])[1:]
                 median = sorted(counted)[len(counted) // 2] if counted else None
-                record = {
-                    "status": result["status"],
-                    "message": result["message"],
-                    "spec": spec.model_dump(mode="json"),
-                    "options": {"steps": args.steps, "warmup_steps": 1, "data": "random token ids, no padding"},
-                    "model": {
-                        "key": model_ref.key,
-                        "display_name": model_ref.display_name,
-                        "config_source": model_ref.source,
-                        "weights": "random (same shapes)",
-                    },
-                    "environment": env,
-                    "world_size": 1,
-                    "engine": {"loop": "benchmarks/gpu_time_grid.py (transformers + PEFT + bitsandbytes)"},
-                    "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                    "steps": args.steps,
-                    "metrics": metrics,
-                    "per_rank": [result["metrics"]],
-                    "kernel_classes": result["kernel_classes"],
-                }
+                record = random_weights_record(
+                    result,
+                    metrics,
+                    spec,
+                    model_ref,
+                    env,
+                    script="benchmarks/gpu_time_grid.py",
+                    steps=args.steps,
+                    warmup_steps=1,
+                    trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                    kernel_classes=result["kernel_classes"],
+                )
                 write_run_record(out / cell.name, record)
                 rows.append(
                     {

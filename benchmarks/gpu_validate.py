@@ -31,6 +31,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_record import random_weights_record
+
 MATRIX = [(rank, batch, 512) for rank in (8, 4) for batch in (4, 8)]
 EXTRA_SEQ = [(8, 4, 1024), (8, 4, 2048)]  # run for the 4-bit base only
 
@@ -174,25 +177,17 @@ def main() -> int:
                 result = _measure(model, spec, args.steps, device, vocab)
                 metrics = combine_ranks_metrics([result["metrics"]], None)
                 name = f"{spec.label()}-b{batch}-s{seq}"
-                record = {
-                    "status": result["status"],
-                    "message": result["message"],
-                    "spec": spec.model_dump(mode="json"),
-                    "options": {"steps": args.steps, "warmup_steps": 2, "data": "random token ids, no padding"},
-                    "model": {
-                        "key": model_ref.key,
-                        "display_name": model_ref.display_name,
-                        "config_source": model_ref.source,
-                        "weights": "random (same shapes)",
-                    },
-                    "environment": env,
-                    "world_size": 1,
-                    "engine": {"loop": "benchmarks/gpu_validate.py (transformers + PEFT + bitsandbytes)"},
-                    "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                    "steps": args.steps,
-                    "metrics": metrics,
-                    "per_rank": [result["metrics"]],
-                }
+                record = random_weights_record(
+                    result,
+                    metrics,
+                    spec,
+                    model_ref,
+                    env,
+                    script="benchmarks/gpu_validate.py",
+                    steps=args.steps,
+                    warmup_steps=2,
+                    trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                )
                 write_run_record(args.out / name, record)
                 rows.append(
                     {

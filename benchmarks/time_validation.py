@@ -7,9 +7,9 @@ Every published figure is converted to tokens per second per GPU (``s_per_step``
 seq_len tokens per optimizer step; a figure whose per-GPU / total scope the source does not state is read as
 per GPU, and the row says so). Two predictions are printed beside it:
 
-- ``roofline``: :func:`lorabench.predict.time.roofline.predict_step` (per-op roofline), when that module is
-  installed; ``StepTime.tokens_per_s`` is read as the whole run's rate (all GPUs) and divided by the GPU count.
-- ``formula``: the current FLOPs / (GPUs x peak x efficiency) model (:func:`lorabench.predict.time.efficiency.
+- ``roofline``: :func:`lorabench.predict.time.roofline.predict_step` (per-op roofline);
+  ``StepTime.tokens_per_s`` is read as the whole run's rate (all GPUs) and divided by the GPU count.
+- ``flops_eff``: the older FLOPs / (GPUs x peak x efficiency) model (:func:`lorabench.predict.time.efficiency.
   predict_time`), as the baseline the roofline engine replaces.
 
 The error is ``predicted / measured - 1``; the summaries give the median and the maximum |error| per GPU family and
@@ -178,7 +178,7 @@ def spec_for(row: Mapping[str, Any]) -> Any:
     return parse_spec(values, source=f"published row {row['id']}")
 
 
-def formula_tokens_per_s_per_gpu(spec: Any, row: Mapping[str, Any]) -> float:
+def flops_eff_tokens_per_s_per_gpu(spec: Any, row: Mapping[str, Any]) -> float:
     """Baseline: FLOPs / (GPUs x peak x prior efficiency), for one optimizer step on every GPU."""
     from lorabench.predict.time.efficiency import predict_time
 
@@ -189,22 +189,14 @@ def formula_tokens_per_s_per_gpu(spec: Any, row: Mapping[str, Any]) -> float:
     return per_step / prediction.time_s
 
 
-def roofline_predictor() -> Predictor | None:
-    """The roofline engine's per-GPU tokens/s, or None when ``predict_step`` is not installed."""
-    import importlib
+def roofline_tokens_per_s_per_gpu(spec: Any, row: Mapping[str, Any]) -> tuple[float, Band]:
+    """The roofline engine's per-GPU tokens/s and its 80% band."""
+    from lorabench.predict.time.roofline import predict_step
 
-    try:
-        predict_step = importlib.import_module("lorabench.predict.time.roofline").predict_step
-    except (ImportError, AttributeError):
-        return None
-
-    def predict(spec: Any, row: Mapping[str, Any]) -> tuple[float, Band]:
-        step = predict_step(spec, gpu=str(row["gpu"]))
-        per_gpu = step.tokens_per_step / int(row["gpu_count"])
-        slow, fast = float(step.interval_s[1]), float(step.interval_s[0])  # a longer step is a lower rate
-        return float(step.tokens_per_s) / int(row["gpu_count"]), (per_gpu / slow, per_gpu / fast)
-
-    return predict
+    step = predict_step(spec, gpu=str(row["gpu"]))
+    per_gpu = step.tokens_per_step / int(row["gpu_count"])
+    slow, fast = float(step.interval_s[1]), float(step.interval_s[0])  # a longer step is a lower rate
+    return float(step.tokens_per_s) / int(row["gpu_count"]), (per_gpu / slow, per_gpu / fast)
 
 
 @dataclass
@@ -333,13 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the comparison here")
     args = parser.parse_args(argv)
     rows = load_rows(args.data)
-    predictors: dict[str, Predictor] = {}
-    roofline = roofline_predictor()
-    if roofline is None:
-        print("roofline: lorabench.predict.time.roofline.predict_step is not installed; formula baseline only")
-    else:
-        predictors["roofline"] = roofline
-    predictors["formula"] = formula_tokens_per_s_per_gpu
+    predictors: dict[str, Predictor] = {
+        "roofline": roofline_tokens_per_s_per_gpu,
+        "flops_eff": flops_eff_tokens_per_s_per_gpu,
+    }
     comparisons = compare(rows, predictors)
     print(render(comparisons, list(predictors)))
     if args.json is not None:

@@ -107,13 +107,13 @@ def test_compare_and_summaries() -> None:
         m = float(measured[row["id"]])
         return 0.8 * m, (0.7 * m, 0.9 * m) if row["seq_len"] == 256 else (0.9 * m, 1.1 * m)
 
-    engines = {"ten": plus_ten_percent, "formula": tv.formula_tokens_per_s_per_gpu, "banded": banded}
+    engines = {"ten": plus_ten_percent, "flops_eff": tv.flops_eff_tokens_per_s_per_gpu, "banded": banded}
     result = tv.compare(rows, engines)
     skipped = [c for c in result if c.skipped]
     assert [c.id for c in skipped] == ["litgpt-a100-40-llama2-7b-lora"]
     compared = [c for c in result if not c.skipped]
     assert compared and all(c.error["ten"] == pytest.approx(0.1) for c in compared)
-    assert all(c.predicted_tokens_per_s_per_gpu["formula"] > 0 for c in compared)
+    assert all(c.predicted_tokens_per_s_per_gpu["flops_eff"] > 0 for c in compared)
     summary = tv.summarise(result, "ten", "family")
     assert summary["A100"]["rows"] == len(compared)
     assert summary["A100"]["median_abs_error"] == pytest.approx(0.1)
@@ -122,5 +122,5 @@ def test_compare_and_summaries() -> None:
     assert band_summary["banded"] == len(compared)
     assert band_summary["in_band"] == len(compared) - 1  # the 256-token row's band excludes the measured figure
     assert band_summary["median_abs_error"] == pytest.approx(0.2)
-    text = tv.render(result, ["ten", "formula", "banded"])
+    text = tv.render(result, ["ten", "flops_eff", "banded"])
     assert "median 10%" in text and "no tokens per step" in text and f"in band {len(compared) - 1}/" in text
