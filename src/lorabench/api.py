@@ -21,7 +21,6 @@ import contextlib
 import copy
 import logging
 import subprocess
-import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -366,7 +365,7 @@ def _launch(
     from lorabench.errors import MeasurementError
     from lorabench.measure.options import RunOptions
     from lorabench.measure.record import read_run_record
-    from lorabench.measure.worker import write_launch_file
+    from lorabench.measure.worker import worker_command, write_launch_file
 
     launch = folder / "launch.json"
     write_launch_file(launch, spec, options)
@@ -379,16 +378,7 @@ def _launch(
             return run_training(run_spec, run_options)
         with StepProgress(f"training {run_spec.label()}") as bar:
             return run_training(run_spec, run_options, on_step=bar)
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "lorabench.measure.worker",
-        str(launch),
-    ]
+    command = worker_command(launch, nproc)
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     try:
         return read_run_record(folder)

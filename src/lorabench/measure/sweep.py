@@ -44,6 +44,7 @@ from lorabench.errors import ConfigError, LorabenchError, MeasurementError
 from lorabench.measure.ledger import Ledger
 from lorabench.measure.options import RunOptions
 from lorabench.measure.record import RECORD_NAME, read_run_record, write_run_record
+from lorabench.measure.worker import worker_command
 from lorabench.records import write_json_atomic
 from lorabench.spec import RunSpec, parse_spec
 
@@ -211,19 +212,7 @@ def check_datasets(sweep: Sweep) -> None:
 
 
 def _worker_command(run: PlannedRun, launch: Path) -> list[str]:
-    nproc = run.spec.hardware.count if run.spec.parallelism != "single" else 1
-    if nproc > 1:
-        return [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
-            "-m",
-            "lorabench.measure.worker",
-            str(launch),
-        ]
-    return [sys.executable, "-m", "lorabench.measure.worker", str(launch)]
+    return worker_command(launch, run.spec.hardware.count if run.spec.parallelism != "single" else 1)
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

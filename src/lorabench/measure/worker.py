@@ -16,10 +16,26 @@ from typing import Any
 
 from lorabench.errors import LorabenchError
 
-__all__ = ["EXIT_FAILED", "EXIT_OOM", "main", "write_launch_file"]
+__all__ = ["EXIT_FAILED", "EXIT_OOM", "main", "worker_command", "write_launch_file"]
 
 EXIT_OOM = 3
 EXIT_FAILED = 4
+
+
+def worker_command(launch: Path, nproc: int) -> list[str]:
+    """The command that runs the worker on ``launch``: one process, or ``nproc`` ranks under torchrun."""
+    if nproc > 1:
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "lorabench.measure.worker",
+            str(launch),
+        ]
+    return [sys.executable, "-m", "lorabench.measure.worker", str(launch)]
 
 
 def write_launch_file(path: Path, spec: dict[str, Any], options: dict[str, Any]) -> None:
