@@ -62,6 +62,7 @@ class SelfHosted(BaseModel):
     usd_per_gpu_hour: float | None = Field(default=None, gt=0)
     rate: str | None = None
     provider: str | None = None
+    note: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> SelfHosted:
@@ -267,6 +268,7 @@ def _predicted_time(row: SelfHosted, scenario: Scenario, tokens: int) -> tuple[f
         "engine": "roofline",
         "tokens": job_tokens,
         "epochs": epochs,
+        "bits": spec.bits,
         "interval_s": [low, high],
         "breakdown_s": dict(prediction.breakdown_s),
         "provenance": prediction.step.provenance,
@@ -310,6 +312,7 @@ def _self_hosted_row(row: SelfHosted, catalog: Catalog, scenario: Scenario, toke
         gpu_hours=hours * count,
         cost_usd=self_hosted_cost_usd(hours, count, usd),
         provenance={"time_s": time_prov, "cost_usd": rate_prov},
+        note=row.note,
     )
 
 

@@ -363,12 +363,17 @@ def _cost(rows: Sequence[CostRow]) -> list[Insight]:
 
 
 _PREDICTED = " (predicted)"
-PUBLISHED_GAP_NOTE = (
-    "FinLoRA's published hours are the sum over several adapters trained on its financial tasks, whose token "
-    "counts it does not publish, so they need not be one ~26M-token x 4-epoch job as the prediction assumes; "
-    "the prediction also takes bitsandbytes' LLM.int8 8-bit path, which the H200 records measure at ~6x the "
-    "16-bit step time, and its 80% band is the H200 fit's, extrapolated to the A5000"
-)
+
+
+def _gap_reasons(row: CostRow, twin: CostRow) -> str:
+    """What is known about a predicted row's gap to its published twin: the twin's own note, then the prediction's."""
+    time_prov = row.provenance.get("time_s") or {}
+    reasons = [twin.note] if twin.note else []
+    if time_prov.get("bits") == 8:
+        reasons.append("the prediction takes bitsandbytes' LLM.int8 8-bit path, the slowest the fitting runs measured")
+    if "EXTRAPOLATED" in str(time_prov.get("provenance", "")):
+        reasons.append(f"its 80% band is the fitting GPU's, extrapolated to the {row.gpu or 'target GPU'}")
+    return "; ".join(reasons) or "nothing more is known about the difference"
 
 
 def _predicted_vs_published(rows: Sequence[CostRow]) -> list[Insight]:
@@ -392,7 +397,7 @@ def _predicted_vs_published(rows: Sequence[CostRow]) -> list[Insight]:
                 f"{base}: predicted {row.time_s / 3600:,.1f} h (80% band {low / 3600:,.1f}-{high / 3600:,.1f} h) "
                 f"against {twin.name.removeprefix(base).strip(' ()')} {published / 3600:,.1f} h"
             )
-            text += " (inside the band)." if inside else f" ({published / row.time_s:.2f}x): {PUBLISHED_GAP_NOTE}."
+            text += " (inside the band)." if inside else f" ({published / row.time_s:.2f}x): {_gap_reasons(row, twin)}."
             found.append(
                 Insight(
                     "cost",
