@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python benchmarks/time_validation.py                 # table + error summaries
     PYTHONPATH=src python benchmarks/time_validation.py --json out.json
+    PYTHONPATH=src python benchmarks/time_validation.py --write-transfer   # refresh roofline_transfer.json
 
 Every published figure is converted to tokens per second per GPU (``s_per_step``: micro_batch x grad_accum x
 seq_len tokens per optimizer step; a figure whose per-GPU / total scope the source does not state is read as
@@ -13,7 +14,10 @@ per GPU, and the row says so). Two predictions are printed beside it:
   predict_time`), as the baseline the roofline engine replaces.
 
 The error is ``predicted / measured - 1``; the summaries give the median and the maximum |error| per GPU family and
-per software stack. Rows the source gives no tokens per step for (e.g. litgpt's variable-length Alpaca runs) are
+per software stack. The roofline's band on a GPU it was not fitted on comes from its step-time errors on published
+runs of other GPUs (``roofline_transfer.json``, which ``--write-transfer`` rewrites from this table); so that "in band"
+is not read off a band that contains the row itself, it is counted leave-one-out: each row against the band of the
+OTHER rows' errors. Rows the source gives no tokens per step for (e.g. litgpt's variable-length Alpaca runs) are
 listed as not comparable, never guessed. Nothing here asserts an accuracy; it prints what the model does.
 """
 
@@ -34,6 +38,7 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 DATA = Path(__file__).resolve().parent / "data" / "published_throughput.yaml"
+TRANSFER = Path(__file__).resolve().parents[1] / "src" / "lorabench" / "predict" / "time" / "roofline_transfer.json"
 REQUIRED = (
     "id",
     "model",
@@ -287,6 +292,54 @@ def summarise(comparisons: Sequence[Comparison], engine: str, key: str) -> dict[
     return out
 
 
+def step_errors(comparisons: Sequence[Comparison], engine: str) -> list[tuple[Comparison, float]]:
+    """``(row, predicted step / measured step - 1)`` for every row ``engine`` predicted."""
+    out: list[tuple[Comparison, float]] = []
+    for item in comparisons:
+        predicted, measured = item.predicted_tokens_per_s_per_gpu.get(engine), item.measured_tokens_per_s_per_gpu
+        if predicted and measured:
+            out.append((item, measured / predicted - 1))
+    return out
+
+
+def leave_one_out_bands(comparisons: Sequence[Comparison], engine: str, coverage: float = 0.8) -> int:
+    """Replace each row's ``engine`` band by the band of the other rows' step-time errors; return rows in band."""
+    from lorabench.predict.time.roofline import quantile_band
+
+    errors = step_errors(comparisons, engine)
+    inside = 0
+    for index, (item, _) in enumerate(errors):
+        low, high = quantile_band([e for j, (_, e) in enumerate(errors) if j != index], coverage)
+        predicted = float(item.predicted_tokens_per_s_per_gpu[engine] or 0.0)
+        # predicted step / measured step - 1 = e, so measured tokens/s = predicted tokens/s x (1 + e)
+        band = (predicted * (1 + low), predicted * (1 + high))
+        item.band_tokens_per_s_per_gpu[engine] = band
+        measured = item.measured_tokens_per_s_per_gpu
+        inside += measured is not None and band[0] <= measured <= band[1]
+    return inside
+
+
+def transfer_record(comparisons: Sequence[Comparison], engine: str, data: Path, in_band: int) -> dict[str, Any]:
+    """The ``roofline_transfer.json`` record: the packaged calibration's errors on these published runs."""
+    from lorabench.predict.time.roofline import TRANSFER_SCHEMA, default_calibration
+
+    try:
+        shown = str(data.resolve().relative_to(Path(__file__).resolve().parents[1]))
+    except ValueError:
+        shown = str(data)
+    return {
+        "schema": TRANSFER_SCHEMA,
+        "calibration_source": default_calibration().source,
+        "data": shown,
+        "written_by": "benchmarks/time_validation.py --write-transfer",
+        "leave_one_out_in_band": in_band,
+        "errors": [
+            {"id": item.id, "gpu": item.gpu, "stack": item.stack, "relative_error": error}
+            for item, error in step_errors(comparisons, engine)
+        ],
+    }
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -310,7 +363,7 @@ def render(comparisons: Sequence[Comparison], engines: Sequence[str]) -> str:
         for key in ("family", "stack"):
             lines.append(f"\n{engine}: |error| by {key}")
             for name, stats in summarise(comparisons, engine, key).items():
-                band = f"  in band {stats['in_band']}/{stats['banded']}" if "banded" in stats else ""
+                band = f"  in band {stats['in_band']}/{stats['banded']} (leave-one-out)" if "banded" in stats else ""
                 lines.append(
                     f"  {name:36} rows {stats['rows']:>2}  median {stats['median_abs_error']:.0%}"
                     f"  max {stats['max_abs_error']:.0%}{band}"
@@ -323,6 +376,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--json", type=Path, default=None, help="also write the comparison here")
+    parser.add_argument(
+        "--write-transfer",
+        nargs="?",
+        type=Path,
+        const=TRANSFER,
+        default=None,
+        help=f"write the roofline's errors on these runs as its off-fit band (default path {TRANSFER})",
+    )
     args = parser.parse_args(argv)
     rows = load_rows(args.data)
     predictors: dict[str, Predictor] = {
@@ -330,7 +391,21 @@ def main(argv: list[str] | None = None) -> int:
         "flops_eff": flops_eff_tokens_per_s_per_gpu,
     }
     comparisons = compare(rows, predictors)
+    in_band = leave_one_out_bands(comparisons, "roofline")
     print(render(comparisons, list(predictors)))
+    errors = [e for _, e in step_errors(comparisons, "roofline")]
+    if errors:
+        from lorabench.predict.time.roofline import quantile_band
+
+        low, high = quantile_band(errors)
+        print(
+            f"\nroofline off-fit 80% band (step time, all {len(errors)} rows): {low:+.0%} .. {high:+.0%}; "
+            f"leave-one-out it holds {in_band}/{len(errors)} rows"
+        )
+    if args.write_transfer is not None:
+        record = transfer_record(comparisons, "roofline", args.data, in_band)
+        args.write_transfer.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {args.write_transfer}")
     if args.json is not None:
         payload = {
             "data": str(args.data),

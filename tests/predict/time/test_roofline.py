@@ -104,6 +104,23 @@ def test_predict_step_fields_and_breakdown() -> None:
     assert json.loads(json.dumps(step.to_json()))["gpu"] == "L40S"
 
 
+def test_off_fit_gpu_gets_the_published_runs_band_not_the_fit_band() -> None:
+    from lorabench.predict.time.roofline import transfer_errors
+
+    transfer = transfer_errors()
+    assert transfer is not None
+    # the packaged transfer errors were computed with the packaged constants (rerun --write-transfer after a refit)
+    assert transfer.calibration_source == default_calibration().source
+    on_fit, off_fit = predict_step(_spec(), gpu="H200"), predict_step(_spec(), gpu="L40S")
+    fit_low, fit_high = default_calibration().band()
+    assert on_fit.interval_s == pytest.approx((on_fit.step_s / (1 + fit_high), on_fit.step_s / (1 + fit_low)))
+    low, high = transfer.band()
+    assert off_fit.interval_s == pytest.approx((off_fit.step_s / (1 + high), off_fit.step_s / (1 + low)))
+    assert high - low > fit_high - fit_low
+    assert "published runs on other GPUs" in off_fit.provenance
+    assert "published runs" not in on_fit.provenance
+
+
 def test_dequant_cost_is_per_weight_not_per_token() -> None:
     small = predict_step(_spec(method="qlora", bits=4, micro_batch=2))  # > 512 rows: dequantize + matmul
     big = predict_step(_spec(method="qlora", bits=4, micro_batch=16))

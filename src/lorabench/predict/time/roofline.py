@@ -17,7 +17,11 @@ The constants (:class:`Constants`) are GPU-independent fractions and seconds, fi
 records of ``results/gpu/h200-2026-11-28`` (+ ``-fit``) and stored with the fit's residuals in
 ``roofline_constants.json``; ``lorabench calibrate DIR`` refits them from a user's own run records
 (:mod:`lorabench.predict.time.calibrate`). The 80% interval of a prediction is the 10th-90th percentile
-band of the fit's relative residuals.
+band of the fit's relative residuals on the fitting GPUs. On any other GPU that band would understate the error
+(the fit never saw that card), so there the interval is the 10th-90th percentile band of the step-time errors
+of the packaged constants on published runs of other GPUs (``roofline_transfer.json``, written by
+``benchmarks/time_validation.py --write-transfer`` from ``benchmarks/data/published_throughput.yaml``; that
+script also prints how many published runs such a band covers leave-one-out).
 """
 
 from __future__ import annotations
@@ -44,12 +48,15 @@ __all__ = [
     "RooflineCalibration",
     "StepTime",
     "TimeEstimate",
+    "TransferErrors",
     "default_calibration",
     "op_seconds",
     "predict_step",
     "predict_time",
+    "quantile_band",
     "step_ops",
     "step_seconds",
+    "transfer_errors",
 ]
 
 CALIBRATION_SCHEMA = "lorabench.roofline_calibration"
@@ -58,6 +65,8 @@ FP32_FLOPS_PER_SM_CYCLE = 256  # 128 FP32 lanes per SM (Ampere GA10x, Ada, Hoppe
 NOMINAL_CLOCK_HZ = 1.8e9  # a typical boost clock; A100 (64 FP32 lanes per SM) comes out 2x too fast
 BREAKDOWN_KEYS = ("matmul", "attention", "dequant", "memory_bound", "communication", "overhead")
 _PACKAGED = "roofline_constants.json"
+_TRANSFER = "roofline_transfer.json"
+TRANSFER_SCHEMA = "lorabench.roofline_transfer"
 _REQUIRED_FIELDS = ("bf16_dense_tflops", "int8_dense_tops", "sm_count", "memory_bandwidth_gbps")
 Engine = Literal["formula", "simulate"]
 
@@ -232,6 +241,67 @@ def default_calibration() -> RooflineCalibration:
     return RooflineCalibration.from_dict(json.loads(text), source=None)
 
 
+def quantile_band(errors: Sequence[float], coverage: float = 0.8) -> tuple[float, float]:
+    """``(low, high)`` quantiles of relative errors covering ``coverage`` of them (``(0, 0)`` if none)."""
+    ordered = sorted(float(e) for e in errors)
+    if not ordered:
+        return 0.0, 0.0
+    tail = (1.0 - coverage) / 2
+    return _quantile(ordered, tail), _quantile(ordered, 1.0 - tail)
+
+
+@dataclass(frozen=True)
+class TransferErrors:
+    """Step-time errors of a calibration on published runs of GPUs it was not fitted on.
+
+    Attributes:
+        calibration_source: The ``source`` of the calibration the errors were computed with; the band applies
+            only to predictions made with that calibration.
+        data: Where the published runs come from.
+        errors: ``(row id, GPU, relative step-time error)`` per published run
+            (``predicted step / measured step - 1``).
+        leave_one_out_in_band: Runs whose measured figure lies inside the band of the OTHER runs' errors.
+    """
+
+    calibration_source: str
+    data: str
+    errors: tuple[tuple[str, str, float], ...]
+    leave_one_out_in_band: int | None = None
+
+    def band(self, coverage: float = 0.8) -> tuple[float, float]:
+        """The ``coverage`` band of the relative step-time errors."""
+        return quantile_band([e for _, _, e in self.errors], coverage)
+
+    def describe(self) -> str:
+        """One phrase for a provenance string."""
+        gpus = sorted({g for _, g, _ in self.errors})
+        loo = (
+            f"; it holds {self.leave_one_out_in_band}/{len(self.errors)} of them leave-one-out"
+            if self.leave_one_out_in_band is not None
+            else ""
+        )
+        return (
+            f"80% band from the step-time errors on {len(self.errors)} published runs on other GPUs "
+            f"({', '.join(gpus)}; {self.data}){loo}"
+        )
+
+
+def transfer_errors() -> TransferErrors | None:
+    """The packaged transfer errors (``roofline_transfer.json``), or None when the file is absent or malformed."""
+    try:
+        text = resources.files("lorabench.predict.time").joinpath(_TRANSFER).read_text("utf-8")
+        data = json.loads(text)
+        if data.get("schema") != TRANSFER_SCHEMA:
+            return None
+        errors = tuple((str(r["id"]), str(r["gpu"]), float(r["relative_error"])) for r in data["errors"])
+        loo = data.get("leave_one_out_in_band")
+        return TransferErrors(
+            str(data["calibration_source"]), str(data["data"]), errors, int(loo) if loo is not None else None
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _gpu(gpu: GpuSpec | str) -> GpuSpec:
     spec = resolve_gpu(gpu) if isinstance(gpu, str) else gpu
     missing = [name for name in _REQUIRED_FIELDS if getattr(spec, name, None) is None]
@@ -302,7 +372,8 @@ class StepTime:
         step_s: Wall seconds of one optimizer step; every GPU runs its share in parallel, so this is also
             the step time of the whole job (compute of one GPU + exposed communication).
         tokens_per_s: Padded tokens per second over all GPUs (``micro_batch x seq_len x grad_accum x GPUs / step_s``).
-        interval_s: 80% band of ``step_s`` from the calibration's residuals.
+        interval_s: 80% band of ``step_s``: from the calibration's residuals on a fitting GPU, else from the
+            packaged errors on published runs of other GPUs (:func:`transfer_errors`).
         breakdown_s: Seconds of ``step_s`` in matmul, attention, dequant, memory_bound, communication, overhead.
         provenance: How the figure was obtained.
         gpu: Catalog key of the GPU.
@@ -335,8 +406,8 @@ class StepTime:
         return data
 
 
-def _interval(point: float, calibration: RooflineCalibration) -> tuple[float, float]:
-    low_err, high_err = calibration.band()
+def _interval(point: float, band: tuple[float, float]) -> tuple[float, float]:
+    low_err, high_err = band
     # relative error e = predicted / measured - 1, so measured = predicted / (1 + e)
     return point / (1.0 + high_err), point / (1.0 + low_err)
 
@@ -397,18 +468,27 @@ def predict_step(
     provenance = (
         f"predicted (roofline, {ops.engine} op count): per op max(FLOPs / (peak x eta), bytes / (bandwidth x eta)) "
         f"+ launches, summed per step + host overhead; catalog {gpu_spec.key}; constants from {cal.source} "
-        f"(fitted on {fitted_on}); 80% band from the fit's residuals"
+        f"(fitted on {fitted_on})"
     )
+    band = cal.band()
     if cal.gpus and gpu_spec.key not in cal.gpus:
-        provenance += (
-            f"; EXTRAPOLATED to {gpu_spec.key}: the band is the fitting GPU's and likely understates the error"
-        )
+        transfer = transfer_errors()
+        if transfer is not None and transfer.calibration_source == cal.source and transfer.errors:
+            band = transfer.band()
+            provenance += f"; EXTRAPOLATED to {gpu_spec.key}: {transfer.describe()}"
+        else:
+            provenance += (
+                f"; 80% band from the fit's residuals; EXTRAPOLATED to {gpu_spec.key}: the band is the fitting "
+                "GPU's and likely understates the error"
+            )
+    else:
+        provenance += "; 80% band from the fit's residuals"
     if gpus > 1:
         provenance += "; + exposed communication (predict/time/comms.py)"
     return StepTime(
         step_s=step,
         tokens_per_s=tokens_per_step / step,
-        interval_s=_interval(step, cal),
+        interval_s=_interval(step, band),
         breakdown_s=breakdown,
         provenance=provenance,
         gpu=gpu_spec.key,
