@@ -130,5 +130,5 @@ def test_fine_tuned_serving_prices_carry_their_source() -> None:
     assert mini.infer_input_usd_per_mtok == 0.30 and mini.infer_output_usd_per_mtok == 1.20
     prices = {p["service"]: p for p in api_inference_prices()}
     assert prices["gpt-4o-mini"]["source"].startswith("https://")
-    assert prices["gpt-4o-mini"]["prices_checked"] == "2026-11-28"
+    assert prices["gpt-4o-mini"]["prices_checked"] == "2026-04-07"  # the TokenMix copy's date
     assert "gpt-4.1-nano" not in prices  # unknown stays unknown, never 0
