@@ -394,14 +394,23 @@ def _scaled_time(
     nonpad = _number(metrics, "nonpad_tokens", file)
     seconds = _number(metrics, "wall_time_s", file)
     steps = int(_number(metrics, "steps", file))
-    rate = nonpad / seconds
+    recorded = metrics.get("tokens_per_s_nonpad")
+    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and 0 < recorded < 1e300:
+        rate, rate_how = (
+            float(recorded),
+            "the record's tokens_per_s_nonpad ("
+            + str(metrics.get("throughput_method") or "its throughput counter")
+            + ")",
+        )
+    else:
+        rate, rate_how = nonpad / seconds, "metrics.nonpad_tokens / metrics.wall_time_s"
     spec_epochs = (record.get("spec") or {}).get("epochs")
     epochs = scenario.epochs or (float(spec_epochs) if isinstance(spec_epochs, (int, float)) else 1.0)
     job_tokens = round(tokens * epochs)
     time_s = job_tokens / rate
     tokens_per_step = nonpad / steps
     job_steps = math.ceil(job_tokens / tokens_per_step)
-    step_s = seconds / steps
+    step_s = tokens_per_step / rate
     arithmetic = (
         f"{tokens:,} tokens x {epochs:g} epochs = {job_tokens:,} tokens; measured {nonpad:,.0f} non-pad tokens in "
         f"{steps} steps ({seconds:.3f} s, warm-up excluded) on {count}x{gpu} = {rate:,.1f} tokens/s; "
@@ -417,6 +426,7 @@ def _scaled_time(
         "measured_nonpad_tokens": int(nonpad),
         "measured_time_s": seconds,
         "measured_tokens_per_s": rate,
+        "measured_tokens_per_s_from": rate_how,
         "measured_step_time_s": step_s,
         "job_tokens": job_tokens,
         "epochs": epochs,
