@@ -167,15 +167,17 @@ def test_a_record_without_throughput_is_refused(tmp_path: Path) -> None:
             }
         )
     )
-    with pytest.raises(ConfigError, match="metrics.nonpad_tokens missing"):
+    with pytest.raises(ConfigError, match=r"metrics\.nonpad_tokens missing"):
         _rows(tmp_path, "dataset: {tokens: 1000}\nself_hosted:\n  - {name: Q, results: old, usd_per_gpu_hour: 1}\n")
 
 
 def test_a_row_that_does_not_fit_gets_no_cost_and_is_never_cheapest(tmp_path: Path) -> None:
     text = (
         "dataset: {tokens: 26000000}\nepochs: 4\nself_hosted:\n"
-        "  - {name: 16-bit on 4090, spec: {model: llama-3.1-8b, bits: 16, micro_batch: 4, seq_len: 512}, gpu: RTX4090}\n"
-        "  - {name: 4-bit on A100, spec: {model: llama-3.1-8b, bits: 4, micro_batch: 4, seq_len: 512}, gpu: A100-80GB}\n"
+        "  - {name: 16-bit on 4090, spec: {model: llama-3.1-8b, bits: 16, micro_batch: 4, seq_len: 512},"
+        " gpu: RTX4090}\n"
+        "  - {name: 4-bit on A100, spec: {model: llama-3.1-8b, bits: 4, micro_batch: 4, seq_len: 512},"
+        " gpu: A100-80GB}\n"
         "services: [gpt-4o-mini]\n"
     )
     rows = {r.name: r for r in _rows(tmp_path, text)}
@@ -214,7 +216,8 @@ def test_size_brackets_are_checked_against_the_model(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"covers base models up to 16B parameters; llama-3.1-70b has 70\.\d+B"):
         _rows(
             tmp_path,
-            "dataset: {tokens: 1000000}\nepochs: 1\nservices: [{name: fireworks-lora-up-to-16b, model: llama-3.1-70b}]\n",
+            "dataset: {tokens: 1000000}\nepochs: 1\n"
+            "services: [{name: fireworks-lora-up-to-16b, model: llama-3.1-70b}]\n",
         )
     unchecked = _rows(tmp_path, "dataset: {tokens: 1000000}\nepochs: 1\nservices: [together-lora-up-to-16b]\n")
     assert unchecked[0].provenance["bracket"]["checked"] is False
@@ -279,7 +282,8 @@ def test_predicted_rows_from_a_spec(tmp_path: Path) -> None:
     text = (
         "dataset: {tokens: 26000000}\nepochs: 4\nself_hosted:\n"
         "  - {name: DoRA, spec: dora.yaml, gpu: A5000, count: 4, usd_per_gpu_hour: 0.26}\n"
-        "  - {name: LoRA, spec: {model: llama-3.1-8b, bits: 8, grad_ckpt: true}, gpu: A5000, count: 4, efficiency: 0.1}\n"
+        "  - {name: LoRA, spec: {model: llama-3.1-8b, bits: 8, grad_ckpt: true}, gpu: A5000, count: 4,"
+        " efficiency: 0.1}\n"
     )
     rows = {r.name: r for r in _rows(tmp_path, text)}
     dora, lora = rows["DoRA"], rows["LoRA"]
