@@ -219,6 +219,13 @@ def test_size_brackets_are_checked_against_the_model(tmp_path: Path) -> None:
             "dataset: {tokens: 1000000}\nepochs: 1\n"
             "services: [{name: fireworks-lora-up-to-16b, model: llama-3.1-70b}]\n",
         )
+    (tmp_path / "s.yaml").write_text("model: llama-3.1-8b\nbits: 4\ngrad_ckpt: true\nmicro_batch: 1\n")
+    with pytest.raises(ConfigError, match=r"over 16B up to 80B parameters; llama-3\.1-8b has 8\.03B"):
+        _rows(  # the model the spec rows share
+            tmp_path,
+            "dataset: {tokens: 1000000}\nepochs: 1\nself_hosted:\n  - {name: s, spec: s.yaml, gpu: H200}\n"
+            "services: [fireworks-lora-16b-80b]\n",
+        )
     unchecked = _rows(tmp_path, "dataset: {tokens: 1000000}\nepochs: 1\nservices: [together-lora-up-to-16b]\n")
     assert unchecked[0].provenance["bracket"]["checked"] is False
     assert "size bracket up to 16B not checked" in (unchecked[0].note or "")

@@ -536,10 +536,14 @@ def _scenario_model(scenario: Scenario) -> str | None:
     """The scenario's model: ``model:``, else the one model all spec rows share."""
     if scenario.model is not None:
         return scenario.model
+    from lorabench.spec import load_spec
+
     models = set()
     for row in scenario.self_hosted:
         if isinstance(row.spec, dict) and isinstance(row.spec.get("model"), str):
             models.add(row.spec["model"])
+        elif isinstance(row.spec, Path):
+            models.add(load_spec(row.spec).model)
     return models.pop() if len(models) == 1 else None
 
 
