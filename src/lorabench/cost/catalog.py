@@ -151,8 +151,10 @@ class ServicePrice(_Dated):
         return f"over {low:g}B up to {high:g}B"
 
     def covers_params(self, params: int) -> bool:
-        """Whether a base model of ``params`` parameters is in the bracket: above ``min_params_b`` (exclusive),
-        at most ``max_params_b`` (True without a bracket)."""
+        """Whether a base model of ``params`` parameters is in the size bracket (True without one).
+
+        In the bracket: above ``min_params_b`` (exclusive) and at most ``max_params_b``.
+        """
         billions = params / 1e9
         if self.min_params_b is not None and billions <= self.min_params_b:
             return False
