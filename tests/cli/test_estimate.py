@@ -138,3 +138,16 @@ def test_formula_engine_agrees_with_simulate_on_the_seed_config(capsys: pytest.C
         assert formula["breakdown"][name] == simulated["breakdown"][name], name
     error = formula["peak_allocated_bytes"] / simulated["peak_allocated_bytes"] - 1
     assert abs(error) < 0.05
+
+
+def test_estimate_prints_no_time_for_a_card_the_run_does_not_fit(capsys: pytest.CaptureFixture[str]) -> None:
+    from lorabench.cli.main import main
+
+    args = ["estimate", "--model", "llama-3.1-8b", "--bits", "16", "--tokens", "1000000", "--engine", "formula"]
+    assert main([*args, "--gpu", "RTX4090", "--wide"]) == 0
+    out = capsys.readouterr().out
+    assert "not on: A5000, RTX3090, RTX4090" in out
+    assert "predicted time: none — the run does not fit on 1×RTX4090" in out
+    assert " h (80% band" not in out
+    assert main([*args, "--gpu", "A100-80GB", "--wide"]) == 0
+    assert "h (80% band" in capsys.readouterr().out

@@ -130,5 +130,86 @@ def test_fine_tuned_serving_prices_carry_their_source() -> None:
     assert mini.infer_input_usd_per_mtok == 0.30 and mini.infer_output_usd_per_mtok == 1.20
     prices = {p["service"]: p for p in api_inference_prices()}
     assert prices["gpt-4o-mini"]["source"].startswith("https://")
-    assert prices["gpt-4o-mini"]["prices_checked"] == "2026-11-28"
+    assert prices["gpt-4o-mini"]["prices_checked"] == "2026-04-07"  # the TokenMix copy's date
     assert "gpt-4.1-nano" not in prices  # unknown stays unknown, never 0
+
+
+def test_every_packaged_entry_states_its_price_status() -> None:
+    from importlib import resources
+
+    import yaml
+
+    folder = resources.files("lorabench.cost").joinpath("catalog")
+    for item in folder.iterdir():
+        if not item.name.endswith(".yaml"):
+            continue
+        data = yaml.safe_load(item.read_text("utf-8"))
+        for section in ("gpu_rates", "services", "references"):
+            for raw in data.get(section, []):
+                assert raw.get("price_status") in ("confirmed", "unconfirmed"), (item.name, raw["id"])
+    catalog = packaged_catalog()
+    for entry in [*catalog.gpu_rates.values(), *catalog.services.values(), *catalog.references.values()]:
+        label = entry.checked_label()
+        if entry.confirmed:
+            assert label == entry.prices_checked.isoformat()
+        else:
+            assert entry.secondary_source
+            assert label.startswith("unconfirmed (seen ") and entry.secondary_source in label
+
+
+def _one_service(tmp_path: Path, fields: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "schema_version: 1\nprovider: me\nservices:\n  - {id: s, display_name: S, train_usd_per_mtok: 1.0, "
+        f"prices_checked: 2026-01-01, source: 'https://e.com', {fields}}}\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ("price_status: unconfirmed", "give secondary_source"),
+        ("price_status: maybe", "price_status"),
+        ("min_params_b: 16, max_params_b: 8", "must be below max_params_b"),
+        ("job_creation_ends: 2027-01-06", "give wind_down_note and wind_down_source"),
+        ("job_creation_ends: 2027-01-06, wind_down_note: x, wind_down_source: nope", "wind_down_source"),
+    ],
+)
+def test_bad_status_bracket_and_wind_down_fields(tmp_path: Path, fields: str, needle: str) -> None:
+    with pytest.raises(CatalogError, match=needle):
+        load_catalog([_one_service(tmp_path, fields)])
+
+
+def test_size_brackets_and_wind_down_labels() -> None:
+    import datetime as dt
+
+    catalog = packaged_catalog()
+    small, mid = catalog.service("fireworks-lora-up-to-16b"), catalog.service("fireworks-lora-16b-80b")
+    assert small.bracket_label() == "up to 16B" and mid.bracket_label() == "over 16B up to 80B"
+    assert small.covers_params(8_030_261_248) and not small.covers_params(16_100_000_000)
+    assert mid.covers_params(16_100_000_000) and not mid.covers_params(8_030_261_248)
+    assert not mid.covers_params(405_000_000_000)
+    assert catalog.service("gpt-4o-mini").bracket_label() is None
+    for name in ("together-lora-up-to-16b", "together-lora-17b-69b", "together-lora-70b-100b"):
+        assert catalog.service(name).bracket_label() is not None
+    gpt = catalog.service("gpt-4o-mini")
+    assert gpt.job_creation_ends == dt.date(2027, 1, 6)
+    assert "job creation ends 2027-01-06" in (gpt.wind_down_label(dt.date(2026, 12, 2)) or "")
+    assert "job creation ended 2027-01-06" in (gpt.wind_down_label(dt.date(2027, 2, 1)) or "")
+    assert catalog.service("together-lora-up-to-16b").wind_down_label() is None
+
+
+def test_stale_entries_are_the_old_ones_oldest_first() -> None:
+    import datetime as dt
+
+    from lorabench.cli.catalog import stale_entries
+
+    catalog = packaged_catalog()
+    old = stale_entries(catalog, 300, dt.date(2026, 12, 2))
+    assert [e["id"] for e in old][:1] in (["codestral"], ["mistral-large-24.11"], ["mistral-nemo"], ["mistral-small"])
+    assert {e["id"] for e in old} == {"codestral", "mistral-large-24.11", "mistral-nemo", "mistral-small"}
+    assert all(e["age_days"] == 710 and e["price_status"] == "unconfirmed" for e in old)
+    assert stale_entries(catalog, 100_000, dt.date(2026, 12, 2)) == []
+    everything = stale_entries(catalog, 0, dt.date(2030, 1, 1))
+    assert len(everything) == len(catalog.gpu_rates) + len(catalog.services) + len(catalog.references)

@@ -85,25 +85,159 @@ def test_validation_tokens_billed_by_together(tmp_path: Path) -> None:
     assert rows["gpt-4o-mini"].billed_tokens == 2_000_000
 
 
-def test_results_row_from_a_run_record(tmp_path: Path) -> None:
-    run = tmp_path / "runs" / "qlora"
-    run.mkdir(parents=True)
+def _run_record(folder: Path, device: str = "cuda", name: str = "NVIDIA A100-SXM4-80GB", world: int = 1) -> Path:
+    """A lorabench run record of 6 counted steps: 6 x 4 x 512 = 12,288 non-pad tokens in 3.0 s."""
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(
+        json.dumps(
+            {
+                "schema": "lorabench.run",
+                "status": "ok",
+                "spec": {"hardware": {"gpu": None, "count": world}, "epochs": 1.0},
+                "environment": {"device_type": device, "device_names": [name] if device == "cuda" else []},
+                "world_size": world,
+                "metrics": {
+                    "device": device,
+                    "wall_time_s": 3.0,
+                    "steps": 6,
+                    "warmup_steps": 2,
+                    "world_size": world,
+                    "nonpad_tokens": 12_288,
+                    "padded_tokens": 12_288,
+                    "tokens_per_s_nonpad": 4096.0,
+                    "peak_allocated_bytes": 30_000_000_000,
+                },
+            }
+        )
+    )
+    return folder
+
+
+def test_a_six_step_record_is_scaled_to_the_whole_job(tmp_path: Path) -> None:
+    _run_record(tmp_path / "runs" / "qlora")
+    text = (
+        "dataset: {tokens: 26000000}\nepochs: 4\n"
+        "self_hosted:\n  - {name: QLoRA, results: runs/qlora, usd_per_gpu_hour: 1.5}\n"
+    )
+    row = _rows(tmp_path, text)[0]
+    job_tokens = 26_000_000 * 4
+    assert row.time_s == pytest.approx(job_tokens / 4096.0)  # 25,390.6 s, not the benchmark's 3 s
+    assert row.cost_usd == pytest.approx(job_tokens / 4096.0 / 3600 * 1.5)
+    assert row.gpu == "A100-80GB" and row.gpus == 1
+    assert row.fits is True and row.peak_allocated_bytes == 30_000_000_000
+    prov = row.provenance["time_s"]
+    assert prov["kind"] == "measured"
+    assert prov["measured_steps"] == 6 and prov["measured_nonpad_tokens"] == 12_288
+    assert prov["job_tokens"] == job_tokens and prov["epochs"] == 4
+    assert prov["job_steps"] == -(-job_tokens // 2048)  # 2,048 non-pad tokens per measured step
+    assert "26,000,000 tokens x 4 epochs = 104,000,000 tokens" in prov["arithmetic"]
+    assert "12,288 non-pad tokens in 6 steps" in prov["arithmetic"]
+    assert "4,096.0 tokens/s" in prov["arithmetic"]
+
+
+@pytest.mark.parametrize(
+    ("record", "row", "needle"),
+    [
+        ({"device": "cpu"}, "gpu: RTX4090", "measured on cpu, not RTX4090"),
+        ({"device": "cpu"}, "usd_per_gpu_hour: 1", "measured on cpu, not a GPU"),
+        ({"name": "NVIDIA H200"}, "gpu: RTX 4090", "measured on H200, not RTX4090"),
+        ({"world": 1}, "count: 4, usd_per_gpu_hour: 1", "measured on 1 GPU(s), not 4"),
+    ],
+)
+def test_a_record_from_another_device_is_refused(
+    tmp_path: Path, record: dict[str, object], row: str, needle: str
+) -> None:
+    _run_record(tmp_path / "runs" / "r", **record)  # type: ignore[arg-type]
+    text = f"dataset: {{tokens: 1000}}\nself_hosted:\n  - {{name: R, results: runs/r, {row}}}\n"
+    with pytest.raises(ConfigError) as err:
+        _rows(tmp_path, text)
+    assert needle in str(err.value)
+
+
+def test_a_record_without_throughput_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / "old"
+    run.mkdir()
     (run / "result.json").write_text(
         json.dumps(
             {
                 "schema": "lorabench.run",
                 "status": "ok",
-                "spec": {"hardware": {"gpu": "A5000", "count": 4}},
-                "metrics": {"wall_time_s": 7200.0},
+                "spec": {"hardware": {"gpu": "A5000", "count": 1}},
+                "metrics": {"device": "cuda", "wall_time_s": 7200.0},
             }
         )
     )
-    rows = _rows(
-        tmp_path,
-        "dataset: {tokens: 1000}\nself_hosted:\n  - {name: QLoRA, results: runs/qlora, usd_per_gpu_hour: 0.26}\n",
+    with pytest.raises(ConfigError, match=r"metrics\.nonpad_tokens missing"):
+        _rows(tmp_path, "dataset: {tokens: 1000}\nself_hosted:\n  - {name: Q, results: old, usd_per_gpu_hour: 1}\n")
+
+
+def test_a_row_that_does_not_fit_gets_no_cost_and_is_never_cheapest(tmp_path: Path) -> None:
+    text = (
+        "dataset: {tokens: 26000000}\nepochs: 4\nself_hosted:\n"
+        "  - {name: 16-bit on 4090, spec: {model: llama-3.1-8b, bits: 16, micro_batch: 4, seq_len: 512},"
+        " gpu: RTX4090}\n"
+        "  - {name: 4-bit on A100, spec: {model: llama-3.1-8b, bits: 4, micro_batch: 4, seq_len: 512},"
+        " gpu: A100-80GB}\n"
+        "services: [gpt-4o-mini]\n"
     )
-    assert rows[0].cost_usd == pytest.approx(2 * 4 * 0.26)
-    assert rows[0].provenance["time_s"]["kind"] == "measured"
+    rows = {r.name: r for r in _rows(tmp_path, text)}
+    big, small = rows["16-bit on 4090"], rows["4-bit on A100"]
+    assert big.fits is False
+    assert big.cost_usd is None and big.time_s is None and big.x_vs_cheapest_self_hosted is None
+    assert big.device_total_bytes is not None and big.gpu_memory_bytes == 24 * 2**30  # 24 GiB
+    assert big.device_total_bytes > big.gpu_memory_bytes
+    assert big.provenance["fits"]["engine"] == "formula" and big.provenance["fits"]["per_gpu"] is True
+    assert big.note is not None and big.note.startswith("does not fit")
+    assert small.fits is True and small.cost_usd is not None
+    assert small.device_total_bytes is not None and small.device_total_bytes <= 80_000_000_000
+    assert small.x_vs_cheapest_self_hosted == pytest.approx(1.0)  # the fitting row is the cheapest
+    assert rows["GPT-4o-mini"].x_vs_cheapest_self_hosted == pytest.approx(312.0 / small.cost_usd)
+
+
+def test_the_fit_verdict_is_per_gpu_under_the_parallelism(tmp_path: Path) -> None:
+    spec = "{model: llama-3.1-8b, bits: 16, micro_batch: 2, seq_len: 512"
+    text = (
+        "dataset: {tokens: 1000000}\nepochs: 1\nself_hosted:\n"
+        f"  - {{name: z3, spec: {spec}, parallelism: zero3}}, gpu: RTX4090, count: 4}}\n"
+        f"  - {{name: ddp, spec: {spec}}}, gpu: RTX4090, count: 4}}\n"
+    )
+    rows = {r.name: r for r in _rows(tmp_path, text)}
+    assert rows["z3"].fits is True and rows["z3"].provenance["fits"]["parallelism"] == "zero3"
+    assert rows["ddp"].fits is False and rows["ddp"].provenance["fits"]["parallelism"] == "ddp"  # a full replica
+    assert rows["z3"].device_total_bytes < rows["ddp"].device_total_bytes  # type: ignore[operator]
+
+
+def test_size_brackets_are_checked_against_the_model(tmp_path: Path) -> None:
+    ok = _rows(
+        tmp_path, "dataset: {tokens: 1000000}\nepochs: 1\nmodel: llama-3.1-8b\nservices: [together-lora-up-to-16b]\n"
+    )
+    assert ok[0].provenance["bracket"]["checked"] is True
+    assert ok[0].provenance["bracket"]["base_params"] == 8_030_261_248
+    with pytest.raises(ConfigError, match=r"covers base models up to 16B parameters; llama-3.1-70b has 70\.\d+B"):
+        _rows(
+            tmp_path,
+            "dataset: {tokens: 1000000}\nepochs: 1\n"
+            "services: [{name: fireworks-lora-up-to-16b, model: llama-3.1-70b}]\n",
+        )
+    (tmp_path / "s.yaml").write_text("model: llama-3.1-8b\nbits: 4\ngrad_ckpt: true\nmicro_batch: 1\n")
+    with pytest.raises(ConfigError, match=r"over 16B up to 80B parameters; llama-3\.1-8b has 8\.03B"):
+        _rows(  # the model the spec rows share
+            tmp_path,
+            "dataset: {tokens: 1000000}\nepochs: 1\nself_hosted:\n  - {name: s, spec: s.yaml, gpu: H200}\n"
+            "services: [fireworks-lora-16b-80b]\n",
+        )
+    unchecked = _rows(tmp_path, "dataset: {tokens: 1000000}\nepochs: 1\nservices: [together-lora-up-to-16b]\n")
+    assert unchecked[0].provenance["bracket"]["checked"] is False
+    assert "size bracket up to 16B not checked" in (unchecked[0].note or "")
+
+
+def test_openai_rows_show_the_wind_down_and_unconfirmed_prices(tmp_path: Path) -> None:
+    row = _rows(tmp_path, "dataset: {tokens: 1000000}\nepochs: 1\nservices: [gpt-4o-mini]\n")[0]
+    assert row.job_creation_ends == "2027-01-06"
+    assert "job creation ends 2027-01-06" in (row.note or "") or "job creation ended 2027-01-06" in (row.note or "")
+    assert row.provenance["availability"]["source"].startswith("https://")
+    assert row.price_status == "unconfirmed"
+    assert row.provenance["cost_usd"]["secondary_source"].startswith("https://")
 
 
 def test_token_counting_of_a_dataset_path(tmp_path: Path, finlora: Path) -> None:
@@ -149,11 +283,14 @@ def test_bad_scenarios(tmp_path: Path, text: str, error: type[Exception], needle
 
 
 def test_predicted_rows_from_a_spec(tmp_path: Path) -> None:
-    (tmp_path / "dora.yaml").write_text("model: llama-3.1-8b\nmethod: dora\nbits: 8\nseq_len: 512\nmicro_batch: 4\n")
+    (tmp_path / "dora.yaml").write_text(
+        "model: llama-3.1-8b\nmethod: dora\nbits: 8\nseq_len: 512\nmicro_batch: 4\ngrad_ckpt: true\n"
+    )
     text = (
         "dataset: {tokens: 26000000}\nepochs: 4\nself_hosted:\n"
         "  - {name: DoRA, spec: dora.yaml, gpu: A5000, count: 4, usd_per_gpu_hour: 0.26}\n"
-        "  - {name: LoRA, spec: {model: llama-3.1-8b, bits: 8}, gpu: A5000, count: 4, efficiency: 0.1}\n"
+        "  - {name: LoRA, spec: {model: llama-3.1-8b, bits: 8, grad_ckpt: true}, gpu: A5000, count: 4,"
+        " efficiency: 0.1}\n"
     )
     rows = {r.name: r for r in _rows(tmp_path, text)}
     dora, lora = rows["DoRA"], rows["LoRA"]

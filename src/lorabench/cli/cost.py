@@ -25,7 +25,10 @@ def cost_command(
     ],
     catalog: CatalogOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
-    fmt: Annotated[str | None, typer.Option("--format", help="md, rst or csv instead of the terminal table.")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="md or rst (display table), or csv (numbers with units in column names)."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Also save the rows as a cost record (JSON) for `lorabench report`.")
     ] = None,
@@ -34,11 +37,12 @@ def cost_command(
     """Compare self-hosted fine-tuning with commercial services and reference projects."""
     from lorabench.api import cost
     from lorabench.cost import cost_table
+    from lorabench.cost.table import cost_csv
     from lorabench.errors import ConfigError
-    from lorabench.report import to_csv, to_markdown, to_rst
+    from lorabench.report import to_markdown, to_rst
 
-    renderers = {"md": to_markdown, "rst": to_rst, "csv": to_csv}
-    if fmt is not None and fmt not in renderers:
+    renderers = {"md": to_markdown, "rst": to_rst}
+    if fmt is not None and fmt not in (*renderers, "csv"):
         raise ConfigError(f"--format: must be md, rst or csv (got {fmt!r})")
     result = cost(scenario, catalogs=catalog or [])
     rows = list(result.rows)
@@ -49,6 +53,9 @@ def cost_command(
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return
+    if fmt == "csv":
+        typer.echo(cost_csv(rows), nl=False)
+        return
     table = cost_table(rows)
     if fmt is not None:
         typer.echo(renderers[fmt](table), nl=False)
@@ -58,4 +65,8 @@ def cost_command(
         rich.add_column(header, justify="left" if i in (0, len(table.headers) - 1) else "right")
     for cells in table.rows:
         rich.add_row(*cells)
-    make_console(wide).print(fold_columns(rich))
+    console = make_console(wide)
+    console.print(fold_columns(rich))
+    for row in rows:
+        if row.note and (row.fits is False or row.job_creation_ends is not None):
+            console.print(f"{row.name}: {row.note}")

@@ -9,7 +9,12 @@ Three kinds of entry:
 - ``references``: reference results for scale (a project's GPU-hours at a cited rate, or a published cost).
 
 Every entry must carry ``prices_checked`` (a date) and ``source`` (a URL): a price without them fails to
-load. Users add or override entries (by ``id``) with their own files.
+load. ``price_status`` says whether the figure was read on a copy of the provider's own page
+(``confirmed``: ``prices_checked`` is the date of that copy) or only on a secondary source
+(``unconfirmed``: ``secondary_source`` names it and ``prices_checked`` is the day it was seen there, never
+shown as a confirmation). A service may carry a size bracket (``min_params_b`` / ``max_params_b``, billions of
+base-model parameters) and a wind-down (``job_creation_ends``, with ``wind_down_note`` and ``wind_down_source``).
+Users add or override entries (by ``id``) with their own files.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lorabench.errors import CatalogError
 
@@ -45,6 +50,8 @@ class _Dated(BaseModel):
     source: str = Field(min_length=1)
     note: str | None = None
     provider: str = ""
+    price_status: Literal["confirmed", "unconfirmed"] = "confirmed"
+    secondary_source: str | None = None
 
     @field_validator("source")
     @classmethod
@@ -52,6 +59,34 @@ class _Dated(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be the URL the price was taken from (http:// or https://)")
         return value
+
+    @field_validator("secondary_source")
+    @classmethod
+    def _secondary_named(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must name where the unconfirmed figure was read (a URL where there is one)")
+        return value
+
+    @model_validator(mode="after")
+    def _unconfirmed_names_its_source(self) -> _Dated:
+        if self.price_status == "unconfirmed" and self.secondary_source is None:
+            raise ValueError("price_status unconfirmed: give secondary_source (where the figure was read)")
+        return self
+
+    @property
+    def confirmed(self) -> bool:
+        """True when the price was read on a copy of the provider's own page."""
+        return self.price_status == "confirmed"
+
+    def checked_label(self) -> str:
+        """``2026-10-08`` for a confirmed price; ``unconfirmed (seen 2026-11-28 on <secondary URL>)`` otherwise."""
+        if self.confirmed:
+            return self.prices_checked.isoformat()
+        return f"unconfirmed (seen {self.prices_checked.isoformat()} on {self.secondary_source})"
+
+    def age_days(self, today: dt.date) -> int:
+        """Days from ``prices_checked`` to ``today``."""
+        return (today - self.prices_checked).days
 
 
 class GpuRate(_Dated):
@@ -78,17 +113,60 @@ class ServicePrice(_Dated):
     min_charge_usd: float | None = Field(default=None, ge=0)
     hosting_usd_per_hour: float | None = Field(default=None, ge=0)
     storage_usd_per_month: float | None = Field(default=None, ge=0)
-    model_size_bracket: str | None = None
+    model_size_bracket: str | None = None  # free text as the provider words it; the check uses min/max_params_b
     infer_input_usd_per_mtok: float | None = Field(default=None, gt=0)
     infer_output_usd_per_mtok: float | None = Field(default=None, gt=0)
     infer_source: str | None = None
+    min_params_b: float | None = Field(default=None, ge=0)
+    max_params_b: float | None = Field(default=None, gt=0)
+    job_creation_ends: dt.date | None = None
+    wind_down_note: str | None = None
+    wind_down_source: str | None = None
 
-    @field_validator("infer_source")
+    @field_validator("infer_source", "wind_down_source")
     @classmethod
     def _infer_source_is_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be the URL the inference price was taken from (http:// or https://)")
+            raise ValueError("must be the URL the figure was taken from (http:// or https://)")
         return value
+
+    @model_validator(mode="after")
+    def _bracket_and_wind_down(self) -> ServicePrice:
+        low, high = self.min_params_b, self.max_params_b
+        if low is not None and high is not None and low >= high:
+            raise ValueError(f"min_params_b ({low}) must be below max_params_b ({high})")
+        if self.job_creation_ends is not None and (self.wind_down_note is None or self.wind_down_source is None):
+            raise ValueError("job_creation_ends: give wind_down_note and wind_down_source too")
+        return self
+
+    def bracket_label(self) -> str | None:
+        """``up to 16B``, ``over 16B up to 80B``, ``over 80B``; None when the service has no size bracket."""
+        low, high = self.min_params_b, self.max_params_b
+        if low is None and high is None:
+            return None
+        if high is None:
+            return f"over {low:g}B"
+        if low is None or low == 0:
+            return f"up to {high:g}B"
+        return f"over {low:g}B up to {high:g}B"
+
+    def covers_params(self, params: int) -> bool:
+        """Whether a base model of ``params`` parameters is in the size bracket (True without one).
+
+        In the bracket: above ``min_params_b`` (exclusive) and at most ``max_params_b``.
+        """
+        billions = params / 1e9
+        if self.min_params_b is not None and billions <= self.min_params_b:
+            return False
+        return self.max_params_b is None or billions <= self.max_params_b
+
+    def wind_down_label(self, today: dt.date | None = None) -> str | None:
+        """``job creation ends 2027-01-06: <note>`` (``ended`` once past); None without a wind-down."""
+        if self.job_creation_ends is None:
+            return None
+        day = today or dt.datetime.now(dt.timezone.utc).date()
+        verb = "ended" if day >= self.job_creation_ends else "ends"
+        return f"being wound down: job creation {verb} {self.job_creation_ends.isoformat()} ({self.wind_down_note})"
 
 
 class Reference(_Dated):

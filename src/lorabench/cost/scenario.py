@@ -9,16 +9,20 @@ row says where each figure came from: ``input``, ``measured``, ``catalog`` (entr
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lorabench.cost.catalog import Catalog, GpuRate, ServicePrice
+from lorabench.cost.catalog import Catalog, GpuRate, Reference, ServicePrice
 from lorabench.cost.pricing import OPENAI_EPOCH_RULE_SOURCE, openai_default_epochs, self_hosted_cost_usd, service_bill
 from lorabench.cost.tokens import count_tokens
 from lorabench.errors import CatalogError, ConfigError
+
+if TYPE_CHECKING:
+    from lorabench.spec import RunSpec
 
 __all__ = ["CostRow", "Scenario", "evaluate", "load_scenario"]
 
@@ -63,6 +67,7 @@ class SelfHosted(BaseModel):
     rate: str | None = None
     provider: str | None = None
     note: str | None = Field(default=None, min_length=1)
+    memory_engine: Literal["formula", "simulate"] = "formula"
 
     @model_validator(mode="after")
     def _one_source(self) -> SelfHosted:
@@ -81,6 +86,7 @@ class ServiceChoice(BaseModel):
 
     name: str = Field(min_length=1)
     epochs: float | None = Field(default=None, gt=0, le=10_000)
+    model: str | None = Field(default=None, min_length=1)
 
 
 class Scenario(BaseModel):
@@ -95,6 +101,7 @@ class Scenario(BaseModel):
     services: list[ServiceChoice] = []
     references: list[str] = []
     default_epoch_rows: bool = True
+    model: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -120,6 +127,12 @@ class CostRow(BaseModel):
     billed_tokens: int | None = None
     x_vs_cheapest_self_hosted: float | None = None
     reduction_pct: float | None = None
+    fits: bool | None = None
+    device_total_bytes: int | None = None
+    gpu_memory_bytes: int | None = None
+    peak_allocated_bytes: int | None = None
+    price_status: Literal["confirmed", "unconfirmed"] | None = None
+    job_creation_ends: str | None = None
     provenance: dict[str, dict[str, Any]] = {}
     note: str | None = None
 
@@ -170,14 +183,18 @@ def _rebase(scenario: Scenario, base: Path) -> Scenario:
     )
 
 
-def _catalog_prov(entry: GpuRate | ServicePrice, catalog: Catalog, section: str) -> dict[str, Any]:
-    return {
+def _catalog_prov(entry: GpuRate | ServicePrice | Reference, catalog: Catalog, section: str) -> dict[str, Any]:
+    prov: dict[str, Any] = {
         "kind": "catalog",
         "entry": entry.id,
         "prices_checked": entry.prices_checked.isoformat(),
+        "price_status": entry.price_status,
         "source": entry.source,
         "file": catalog.origin.get(f"{section}:{entry.id}"),
     }
+    if entry.secondary_source is not None:
+        prov["secondary_source"] = entry.secondary_source
+    return prov
 
 
 def _rate(row: SelfHosted, gpu: str, catalog: Catalog) -> tuple[float, dict[str, Any]]:
@@ -222,11 +239,8 @@ def _load_calibration(path: Path, kind: Any) -> Any:
         raise ConfigError(f"{path}: not a lorabench calibration ({exc})") from None
 
 
-def _predicted_time(row: SelfHosted, scenario: Scenario, tokens: int) -> tuple[float, str, int, dict[str, Any]]:
-    """Predicted wall time of the whole job for a ``spec:`` row.
-
-    The roofline engine, or the flops engine when the row fixes an ``efficiency``.
-    """
+def _row_spec(row: SelfHosted) -> tuple[RunSpec, str, int]:
+    """The spec of a ``spec:`` row on the row's hardware (a row's count with a single-GPU spec: DDP)."""
     from lorabench.spec import load_spec, parse_spec
 
     spec = parse_spec(row.spec, f"self_hosted {row.name}.spec") if isinstance(row.spec, dict) else load_spec(row.spec)
@@ -234,6 +248,43 @@ def _predicted_time(row: SelfHosted, scenario: Scenario, tokens: int) -> tuple[f
     if gpu is None:
         raise ConfigError(f"{row.name}: give the gpu the prediction is for")
     count = row.count or spec.hardware.count
+    update: dict[str, Any] = {"hardware": spec.hardware.model_copy(update={"gpu": gpu, "count": count})}
+    if count > 1 and spec.parallelism == "single":
+        update["parallelism"] = "ddp"
+    return spec.model_copy(update=update), gpu, count
+
+
+def _fit_verdict(spec: RunSpec, gpu_key: str, engine: Literal["formula", "simulate"]) -> dict[str, Any]:
+    """Predicted device total per GPU (under the spec's parallelism) against the card's memory."""
+    from lorabench.hardware import resolve_gpu
+    from lorabench.predict.estimate import estimate
+
+    record = estimate(spec, engine=engine, device="cuda")
+    total = int(record["device_total_bytes"])
+    vram = resolve_gpu(gpu_key).vram_bytes
+    return {
+        "kind": "predicted",
+        "engine": engine,
+        "fits": total <= vram,
+        "device_total_bytes": total,
+        "gpu_memory_bytes": vram,
+        "peak_allocated_bytes": int(record["peak_allocated_bytes"]),
+        "per_gpu": True,
+        "parallelism": spec.parallelism,
+        "gpus": spec.hardware.count,
+        "micro_batch": spec.micro_batch,
+        "seq_len": spec.seq_len,
+        "extrapolated": bool(record.get("memory_extrapolated")),
+        "provenance": record["memory_provenance"],
+    }
+
+
+def _predicted_time(row: SelfHosted, spec: RunSpec, scenario: Scenario, tokens: int) -> tuple[float, dict[str, Any]]:
+    """Predicted wall time of the whole job for a ``spec:`` row.
+
+    The roofline engine, or the flops engine when the row fixes an ``efficiency``.
+    """
+    gpu, count = spec.hardware.gpu or "", spec.hardware.count
     epochs = scenario.epochs or spec.epochs
     job_tokens = round(tokens * epochs)
     note = "tokens as given (padding not counted): padding to the sequence length adds compute"
@@ -251,17 +302,13 @@ def _predicted_time(row: SelfHosted, scenario: Scenario, tokens: int) -> tuple[f
             "flops_total": flops.flops_total,
             "note": note,
         }
-        return flops.time_s, gpu, count, prov_flops
+        return flops.time_s, prov_flops
     from lorabench.predict.time.roofline import RooflineCalibration, predict_time
 
     calibration = None
     if scenario.calibration is not None:
         calibration = _load_calibration(scenario.calibration, RooflineCalibration)
-    hardware = spec.hardware.model_copy(update={"gpu": gpu, "count": count})
-    update: dict[str, Any] = {"hardware": hardware}
-    if count > 1 and spec.parallelism == "single":
-        update["parallelism"] = "ddp"  # a row's count with a single-GPU spec: data parallel
-    prediction = predict_time(spec.model_copy(update=update), job_tokens, gpu, calibration=calibration)
+    prediction = predict_time(spec, job_tokens, gpu, calibration=calibration)
     low, high = prediction.interval_s
     prov = {
         "kind": "predicted",
@@ -274,27 +321,160 @@ def _predicted_time(row: SelfHosted, scenario: Scenario, tokens: int) -> tuple[f
         "provenance": prediction.step.provenance,
         "note": f"80% band {low / 3600:.2f}-{high / 3600:.2f} h; {note}",
     }
-    return prediction.time_s, gpu, count, prov
+    return prediction.time_s, prov
+
+
+def _number(metrics: dict[str, Any], key: str, where: str) -> float:
+    value = metrics.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e300:
+        raise ConfigError(
+            f"{where}: metrics.{key} missing or not a positive number; the run cannot be scaled to the job"
+        )
+    return float(value)
+
+
+def _measured_device(record: dict[str, Any], file: str) -> str:
+    """``cpu`` or the catalog key of the GPU the record was measured on."""
+    from lorabench.hardware import resolve_gpu
+
+    metrics, env = record.get("metrics") or {}, record.get("environment") or {}
+    device = metrics.get("device") or env.get("device_type")
+    if device == "cpu":
+        return "cpu"
+    names = env.get("device_names") or []
+    name = (
+        names[0] if names and isinstance(names[0], str) else (record.get("spec") or {}).get("hardware", {}).get("gpu")
+    )
+    if device != "cuda" or not isinstance(name, str):
+        raise ConfigError(
+            f"{file}: the run record does not say which device it was measured on "
+            "(metrics.device, environment.device_names)"
+        )
+    try:
+        return resolve_gpu(name).key
+    except CatalogError:
+        raise ConfigError(
+            f"{file}: measured on {name!r}, which is not in the GPU catalog; its time cannot be priced"
+        ) from None
+
+
+def _scaled_time(
+    row: SelfHosted, scenario: Scenario, tokens: int, record: dict[str, Any]
+) -> tuple[float, str, int, dict[str, Any]]:
+    """A measured run scaled to the whole job: job tokens / measured non-pad tokens per second.
+
+    Raises:
+        ConfigError: The record lacks the throughput figures, or was measured on another device or GPU count
+            than the row claims.
+    """
+    file = str(row.results)
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict):
+        raise ConfigError(f"{file}: run record has no metrics")
+    measured = _measured_device(record, file)
+    world = int(metrics.get("world_size") or record.get("world_size") or 1)
+    claimed = row.gpu
+    if claimed is not None:
+        from lorabench.hardware import resolve_gpu
+
+        claimed = resolve_gpu(claimed).key
+    gpu = claimed or measured
+    if measured == "cpu" or gpu != measured:
+        raise ConfigError(
+            f"self_hosted {row.name}: {file} was measured on {measured}, not {gpu if gpu != 'cpu' else 'a GPU'}; "
+            "a measured time is priced only on the device it was measured on "
+            f"(use a spec: row for a predicted time on {gpu})"
+        )
+    count = row.count or world
+    if count != world:
+        raise ConfigError(
+            f"self_hosted {row.name}: {file} was measured on {world} GPU(s), not {count}; use a spec: row to predict "
+            f"{count} GPUs"
+        )
+    nonpad = _number(metrics, "nonpad_tokens", file)
+    seconds = _number(metrics, "wall_time_s", file)
+    steps = int(_number(metrics, "steps", file))
+    recorded = metrics.get("tokens_per_s_nonpad")
+    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and 0 < recorded < 1e300:
+        rate, rate_how = (
+            float(recorded),
+            "the record's tokens_per_s_nonpad ("
+            + str(metrics.get("throughput_method") or "its throughput counter")
+            + ")",
+        )
+    else:
+        rate, rate_how = nonpad / seconds, "metrics.nonpad_tokens / metrics.wall_time_s"
+    spec_epochs = (record.get("spec") or {}).get("epochs")
+    epochs = scenario.epochs or (float(spec_epochs) if isinstance(spec_epochs, (int, float)) else 1.0)
+    job_tokens = round(tokens * epochs)
+    time_s = job_tokens / rate
+    tokens_per_step = nonpad / steps
+    job_steps = math.ceil(job_tokens / tokens_per_step)
+    step_s = tokens_per_step / rate
+    arithmetic = (
+        f"{tokens:,} tokens x {epochs:g} epochs = {job_tokens:,} tokens; measured {nonpad:,.0f} non-pad tokens in "
+        f"{steps} steps ({seconds:.3f} s, warm-up excluded) on {count}x{gpu} = {rate:,.1f} tokens/s; "
+        f"{job_tokens:,} / {rate:,.1f} = {time_s:,.0f} s ({time_s / 3600:,.2f} h) = about {job_steps:,} steps "
+        f"of {step_s:.3f} s"
+    )
+    prov = {
+        "kind": "measured",
+        "record": file,
+        "counter": "wall clock of the counted steps",
+        "measured_device": f"{count}x{gpu}",
+        "measured_steps": steps,
+        "measured_nonpad_tokens": int(nonpad),
+        "measured_time_s": seconds,
+        "measured_tokens_per_s": rate,
+        "measured_tokens_per_s_from": rate_how,
+        "measured_step_time_s": step_s,
+        "job_tokens": job_tokens,
+        "epochs": epochs,
+        "job_steps": job_steps,
+        "scaling": "job tokens / measured non-pad tokens per second",
+        "arithmetic": arithmetic,
+        "note": "model loading, evaluation and checkpointing are not in the measured steps; a different padding "
+        "share in the real dataset changes the time",
+    }
+    return time_s, gpu, count, prov
 
 
 def _self_hosted_row(row: SelfHosted, catalog: Catalog, scenario: Scenario, tokens: int) -> CostRow:
     from lorabench.hardware import resolve_gpu
 
     time_prov: dict[str, Any]
+    fit: dict[str, Any] | None = None
+    peak: int | None = None
     if row.spec is not None:
-        time_s, gpu_name, count, time_prov = _predicted_time(row, scenario, tokens)
+        spec, gpu_name, count = _row_spec(row)
+        fit = _fit_verdict(spec, resolve_gpu(gpu_name).key, row.memory_engine)
+        if not fit["fits"]:
+            gpu = resolve_gpu(gpu_name)
+            return CostRow(
+                name=row.name,
+                kind="self_hosted",
+                gpu=gpu.key,
+                gpus=count,
+                fits=False,
+                device_total_bytes=fit["device_total_bytes"],
+                gpu_memory_bytes=fit["gpu_memory_bytes"],
+                peak_allocated_bytes=fit["peak_allocated_bytes"],
+                provenance={"fits": fit},
+                note=(
+                    f"does not fit: {fit['device_total_bytes'] / 1e9:.1f} GB per GPU predicted > "
+                    f"{fit['gpu_memory_bytes'] / 1e9:.1f} GB on {gpu.key} ({spec.parallelism}, {count} GPU(s)); "
+                    "no time or cost"
+                )
+                + (f"; {row.note}" if row.note else ""),
+            )
+        time_s, time_prov = _predicted_time(row, spec, scenario, tokens)
+        peak = fit["peak_allocated_bytes"]
     elif row.results is not None:
         record = _read_run_record(row.results)
-        try:
-            time_s = float(record["metrics"]["wall_time_s"])
-            hardware = record["spec"]["hardware"]
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"{row.results}: run record lacks metrics.wall_time_s or spec.hardware") from None
-        gpu_name = row.gpu or hardware.get("gpu")
-        count = row.count or int(hardware.get("count") or 1)
-        time_prov = {"kind": "measured", "record": str(row.results), "counter": "wall clock"}
-        if gpu_name is None:
-            raise ConfigError(f"{row.name}: the run record names no GPU (a CPU run?); give gpu to price it")
+        time_s, gpu_name, count, time_prov = _scaled_time(row, scenario, tokens, record)
+        measured_peak = (record.get("metrics") or {}).get("peak_allocated_bytes")
+        peak = int(measured_peak) if isinstance(measured_peak, (int, float)) else None
+        fit = {"kind": "measured", "fits": True, "record": str(row.results), "note": "the run completed on this GPU"}
     elif row.hours is not None and row.gpu is not None:
         time_s, gpu_name, count = row.hours * _HOUR, row.gpu, row.count or 1
         time_prov = {"kind": "input"}
@@ -303,6 +483,9 @@ def _self_hosted_row(row: SelfHosted, catalog: Catalog, scenario: Scenario, toke
     gpu = resolve_gpu(gpu_name)
     usd, rate_prov = _rate(row, gpu.key, catalog)
     hours = time_s / _HOUR
+    provenance = {"time_s": time_prov, "cost_usd": rate_prov}
+    if fit is not None:
+        provenance["fits"] = fit
     return CostRow(
         name=row.name,
         kind="self_hosted",
@@ -311,15 +494,65 @@ def _self_hosted_row(row: SelfHosted, catalog: Catalog, scenario: Scenario, toke
         gpus=count,
         gpu_hours=hours * count,
         cost_usd=self_hosted_cost_usd(hours, count, usd),
-        provenance={"time_s": time_prov, "cost_usd": rate_prov},
+        fits=None if fit is None else bool(fit["fits"]),
+        device_total_bytes=None if fit is None else fit.get("device_total_bytes"),
+        gpu_memory_bytes=None if fit is None else fit.get("gpu_memory_bytes"),
+        peak_allocated_bytes=peak,
+        price_status=rate_prov.get("price_status"),
+        provenance=provenance,
         note=row.note,
     )
+
+
+def _base_params(model: str) -> int:
+    """Parameters of a model's base (lorabench's meta-device accounting)."""
+    from lorabench.predict.estimate import estimate
+    from lorabench.spec import RunSpec
+
+    return int(estimate(RunSpec.model_validate({"model": model}), engine="none")["base_params"])
+
+
+def _bracket(service: ServicePrice, model: str | None) -> dict[str, Any] | None:
+    """Check the service's size bracket against the model; None when the service has none.
+
+    Raises:
+        ConfigError: The model is outside the bracket.
+    """
+    label = service.bracket_label()
+    if label is None:
+        return None
+    if model is None:
+        return {"kind": "rule", "bracket": label, "checked": False, "note": "give model: to check the size bracket"}
+    params = _base_params(model)
+    if not service.covers_params(params):
+        raise ConfigError(
+            f"service {service.id}: covers base models {label} parameters; {model} has {params / 1e9:.2f}B "
+            "(choose the service's bracket for that size)"
+        )
+    return {"kind": "rule", "bracket": label, "checked": True, "model": model, "base_params": params}
+
+
+def _scenario_model(scenario: Scenario) -> str | None:
+    """The scenario's model: ``model:``, else the one model all spec rows share."""
+    if scenario.model is not None:
+        return scenario.model
+    from lorabench.spec import load_spec
+
+    models = set()
+    for row in scenario.self_hosted:
+        if isinstance(row.spec, dict) and isinstance(row.spec.get("model"), str):
+            models.add(row.spec["model"])
+        elif isinstance(row.spec, Path):
+            models.add(load_spec(row.spec).model)
+    return models.pop() if len(models) == 1 else None
 
 
 def _service_rows(
     choice: ServiceChoice, scenario: Scenario, tokens: int, examples: int | None, catalog: Catalog
 ) -> list[CostRow]:
     service = catalog.service(choice.name)
+    bracket = _bracket(service, choice.model or _scenario_model(scenario))
+    wind_down = service.wind_down_label()
     rows = []
     epochs = choice.epochs or scenario.epochs
     default: int | None = None
@@ -358,6 +591,28 @@ def _service_rows(
         raise ConfigError(f"service {service.id}: no epochs given and the provider's default cannot be applied ({why})")
     for n_epochs, epochs_prov, label in plans:
         bill = service_bill(service, tokens, n_epochs, scenario.dataset.validation_tokens)
+        provenance: dict[str, dict[str, Any]] = {
+            "epochs": epochs_prov,
+            "cost_usd": _catalog_prov(service, catalog, "services")
+            | {"train_usd_per_mtok": service.train_usd_per_mtok},
+        }
+        if bracket is not None:
+            provenance["bracket"] = bracket
+        if wind_down is not None and service.job_creation_ends is not None:
+            provenance["availability"] = {
+                "kind": "catalog",
+                "job_creation_ends": service.job_creation_ends.isoformat(),
+                "note": service.wind_down_note,
+                "source": service.wind_down_source,
+            }
+        notes = [
+            (service.note if bill.cost_usd is None else None)
+            or ("minimum charge applied" if bill.min_charge_applied else None),
+            wind_down,
+            None
+            if bracket is None or bracket["checked"]
+            else f"size bracket {bracket['bracket']} not checked (give model:)",
+        ]
         rows.append(
             CostRow(
                 name=label,
@@ -365,13 +620,10 @@ def _service_rows(
                 epochs=n_epochs,
                 billed_tokens=bill.billed_tokens,
                 cost_usd=bill.cost_usd,
-                provenance={
-                    "epochs": epochs_prov,
-                    "cost_usd": _catalog_prov(service, catalog, "services")
-                    | {"train_usd_per_mtok": service.train_usd_per_mtok},
-                },
-                note=(service.note if bill.cost_usd is None else None)
-                or ("minimum charge applied" if bill.min_charge_applied else None),
+                price_status=service.price_status,
+                job_creation_ends=None if service.job_creation_ends is None else service.job_creation_ends.isoformat(),
+                provenance=provenance,
+                note="; ".join(n for n in notes if n) or None,
             )
         )
     return rows
@@ -381,14 +633,7 @@ def _reference_row(name: str, catalog: Catalog) -> CostRow:
     from lorabench.hardware import resolve_gpu
 
     ref = catalog.reference(name)
-    prov: dict[str, dict[str, Any]] = {
-        "time_s": {
-            "kind": "catalog",
-            "entry": ref.id,
-            "source": ref.source,
-            "prices_checked": ref.prices_checked.isoformat(),
-        }
-    }
+    prov: dict[str, dict[str, Any]] = {"time_s": _catalog_prov(ref, catalog, "references")}
     if ref.kind == "project":
         if ref.gpus is None or ref.time_s is None or ref.rate_id is None:  # checked at catalog load
             raise CatalogError(f"reference {ref.id!r}: a project needs gpus, time_s and rate_id")
@@ -403,6 +648,7 @@ def _reference_row(name: str, catalog: Catalog) -> CostRow:
             gpus=ref.gpus,
             gpu_hours=gpu_hours,
             cost_usd=gpu_hours * rate.usd_per_gpu_hour,
+            price_status=rate.price_status,
             provenance=prov,
             note=ref.note,
         )
@@ -412,6 +658,7 @@ def _reference_row(name: str, catalog: Catalog) -> CostRow:
         kind="reference",
         time_s=ref.time_s,
         cost_usd=ref.cost_usd,
+        price_status=ref.price_status,
         provenance=prov,
         note=ref.note,
     )
@@ -425,7 +672,8 @@ def evaluate(scenario: Scenario, catalog: Catalog) -> list[CostRow]:
         catalog: Prices to use.
 
     Returns:
-        Rows in order: references, self-hosted, services.
+        Rows in order: references, self-hosted, services. A ``spec:`` row that does not fit its GPU has
+        ``fits`` False and no time or cost.
 
     Raises:
         ConfigError: A row cannot be computed from what the scenario gives.
@@ -453,7 +701,8 @@ def evaluate(scenario: Scenario, catalog: Catalog) -> list[CostRow]:
         for row in _service_rows(choice, scenario, tokens, examples, catalog):
             row.provenance["billed_tokens"] = {"tokens_per_epoch": tokens, **token_prov}
             rows.append(row)
-    hosted = [r.cost_usd for r in rows if r.kind == "self_hosted" and r.cost_usd is not None]
+    # a row that does not fit has no cost, so it is never the cheapest
+    hosted = [r.cost_usd for r in rows if r.kind == "self_hosted" and r.cost_usd is not None and r.fits is not False]
     if hosted:
         cheapest = min(hosted)
         for row in rows:
