@@ -64,8 +64,10 @@ def field_errors(kind: str, message: str, fields: set[str] | None = None) -> lis
     fallback = {"ModelError": "model", "CatalogError": "gpu" if "gpu" in message.lower() else ""}.get(kind, "")
     items: list[dict[str, Any]] = []
     for part in _PREFIX.sub("", message).split("; "):
-        head = part.split(":", 1)[0].strip() if ":" in part else ""
+        head = (part.split(":", 1)[0].split() or [""])[0] if ":" in part else ""
         name = _ALIASES.get(head, head.split(".", 1)[0])
+        if part.startswith("no model given"):
+            name = "model"
         if name not in known and items:  # the previous problem's message goes on ("...; use lora for 8-bit")
             items[-1]["msg"] += "; " + part
             continue

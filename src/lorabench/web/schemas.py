@@ -55,25 +55,25 @@ class SpecFields(BaseModel):
     )
     method: Method | None = None
     bits: Bits | None = Field(default=None, description="Storage of the frozen base (qlora implies 4).")
-    rank: int | None = Field(default=None, ge=1, le=65536)
-    alpha: float | None = Field(default=None, gt=0, le=1e6, description="LoRA alpha (default 2 x rank).")
-    dropout: float | None = Field(default=None, ge=0, lt=1)
+    rank: int | None = Field(strict=True, default=None, ge=1, le=65536)
+    alpha: float | None = Field(strict=True, default=None, gt=0, le=1e6, description="LoRA alpha (default 2 x rank).")
+    dropout: float | None = Field(strict=True, default=None, ge=0, lt=1)
     targets: str | list[str] | None = Field(
         default=None,
         description="Comma list of module names, or all-linear (default q_proj,k_proj,v_proj).",
         examples=["q_proj,k_proj,v_proj"],
     )
-    micro_batch: int | None = Field(default=None, ge=1, le=1_000_000, description="Micro batch per GPU.")
-    grad_accum: int | None = Field(default=None, ge=1, le=1_000_000)
-    seq_len: int | None = Field(default=None, ge=1, le=10_000_000, description="Sequence length (tokens).")
-    epochs: float | None = Field(default=None, gt=0, le=10_000)
-    grad_ckpt: bool | None = Field(default=None, description="Gradient checkpointing.")
+    micro_batch: int | None = Field(strict=True, default=None, ge=1, le=1_000_000, description="Micro batch per GPU.")
+    grad_accum: int | None = Field(strict=True, default=None, ge=1, le=1_000_000)
+    seq_len: int | None = Field(strict=True, default=None, ge=1, le=10_000_000, description="Sequence length (tokens).")
+    epochs: float | None = Field(strict=True, default=None, gt=0, le=10_000)
+    grad_ckpt: bool | None = Field(strict=True, default=None, description="Gradient checkpointing.")
     optimizer: Optimizer | None = None
     parallelism: Parallelism | None = None
     gpu: str | None = Field(
         default=None, min_length=1, max_length=_NAME, description="GPU (catalog name or alias, GET /api/gpus)."
     )
-    gpus: int | None = Field(default=None, ge=1, le=4096, description="Number of GPUs.")
+    gpus: int | None = Field(strict=True, default=None, ge=1, le=4096, description="Number of GPUs.")
 
     def payload(self) -> dict[str, Any]:
         """The fields as the worker takes them (uploads under ``model_config`` / ``config_text``)."""
@@ -90,7 +90,11 @@ class EstimateRequest(SpecFields):
     )
     device: Literal["cuda", "cpu"] = "cuda"
     tokens: int | None = Field(
-        default=None, ge=1, le=10**15, description="Tokens the whole job processes, for the time prediction."
+        strict=True,
+        default=None,
+        ge=1,
+        le=10**15,
+        description="Tokens the whole job processes, for the time prediction.",
     )
 
 
@@ -105,9 +109,9 @@ class DatasetIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    tokens: int = Field(gt=0, le=10**15)
-    examples: int | None = Field(default=None, gt=0, le=10**15)
-    validation_tokens: int = Field(default=0, ge=0, le=10**15)
+    tokens: int = Field(strict=True, gt=0, le=10**15)
+    examples: int | None = Field(strict=True, default=None, gt=0, le=10**15)
+    validation_tokens: int = Field(strict=True, default=0, ge=0, le=10**15)
 
 
 class SelfHostedIn(BaseModel):
@@ -116,12 +120,12 @@ class SelfHostedIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=_NAME)
-    hours: float | None = Field(default=None, gt=0, le=1e7)
+    hours: float | None = Field(strict=True, default=None, gt=0, le=1e7)
     spec: dict[str, Any] | None = Field(default=None, description="RunSpec fields (a scenario's inline spec).")
-    efficiency: float | None = Field(default=None, gt=0, le=1)
+    efficiency: float | None = Field(strict=True, default=None, gt=0, le=1)
     gpu: str | None = Field(default=None, min_length=1, max_length=_NAME)
-    count: int | None = Field(default=None, ge=1, le=4096)
-    usd_per_gpu_hour: float | None = Field(default=None, gt=0, le=1e6)
+    count: int | None = Field(strict=True, default=None, ge=1, le=4096)
+    usd_per_gpu_hour: float | None = Field(strict=True, default=None, gt=0, le=1e6)
     rate: str | None = Field(default=None, min_length=1, max_length=_NAME)
     provider: str | None = Field(default=None, min_length=1, max_length=_NAME)
     note: str | None = Field(default=None, min_length=1, max_length=1000)
@@ -133,7 +137,7 @@ class ServiceIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=_NAME)
-    epochs: float | None = Field(default=None, gt=0, le=10_000)
+    epochs: float | None = Field(strict=True, default=None, gt=0, le=10_000)
 
 
 class CostRequest(BaseModel):
@@ -142,8 +146,8 @@ class CostRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     dataset: DatasetIn
-    epochs: float | None = Field(default=None, gt=0, le=10_000)
+    epochs: float | None = Field(strict=True, default=None, gt=0, le=10_000)
     self_hosted: list[SelfHostedIn] = Field(default=[], max_length=32)
     services: list[str | ServiceIn] = Field(default=[], max_length=64, description="Service ids (GET /api/catalog).")
     references: list[str] = Field(default=[], max_length=64, description="Reference ids (GET /api/catalog).")
-    default_epoch_rows: bool = True
+    default_epoch_rows: bool = Field(default=True, strict=True)
