@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("fastapi", reason="lorabench serve needs the web extra (pip install 'lorabench[web]')")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from lorabench.web import create_app  # noqa: E402
+from lorabench.web import create_app
 
 
 @pytest.fixture(scope="session")
