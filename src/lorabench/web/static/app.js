@@ -151,7 +151,9 @@ function renderEstimate(rec, state) {
   notes.replaceChildren();
   const lines = [...(rec.notes || []), ...(rec.memory_notes || []), ...(rec.warnings || []).map((w) => "warning: " + w),
     ...(rec.ignored_keys || []).map((k) => `not honoured from the file: ${k.key} (${k.reason || k.category || ""})`)];
-  if (rec.config_source) lines.unshift(`config: ${rec.config_source.path || ""} (${rec.config_source.kind || ""})`);
+  if (rec.config_source && rec.config_source.path) {
+    lines.unshift(`read from the uploaded ${rec.config_source.kind} config`);
+  }
   for (const line of lines) notes.append(el("li", typeof line === "string" ? line : JSON.stringify(line)));
   if (!lines.length) notes.append(el("li", "none"));
 }
@@ -243,9 +245,15 @@ async function renderCost(rec, state, mine, catalog) {
     rows = await post("/api/cost", scenario);
   } catch (error) {
     if (mine !== generation) return;
-    $("cost_error").textContent = error.message;
+    // The self-hosted row cannot be priced (e.g. no rental rate for this GPU): say so, price the services alone.
+    $("cost_error").textContent = `self-hosted row not priced: ${error.message}`;
     $("cost_error").hidden = false;
-    return;
+    try {
+      rows = await post("/api/cost", { ...scenario, self_hosted: [] });
+    } catch (second) {
+      if (mine === generation) $("cost_error").textContent += `\n${second.message}`;
+      return;
+    }
   }
   if (mine !== generation) return;
   for (const row of rows) {
@@ -264,6 +272,7 @@ async function renderCost(rec, state, mine, catalog) {
 
 async function compute(catalog) {
   const mine = ++generation;
+  document.body.dataset.state = "computing";
   const state = readForm();
   const query = stateToQuery(state);
   history.replaceState(null, "", query ? `?${query}` : location.pathname);
@@ -282,6 +291,7 @@ async function compute(catalog) {
     $("errors").textContent = error.message;
     $("errors").hidden = false;
     $("status").textContent = `error (${error.status || "network"})`;
+    document.body.dataset.state = "error";
     return;
   }
   if (mine !== generation) return;
@@ -289,9 +299,10 @@ async function compute(catalog) {
   renderEstimate(rec, state);
   $("status").textContent = "done";
   document.body.dataset.ready = String(mine);
+  document.body.dataset.state = "estimated";
   await renderCost(rec, state, mine, catalog);
   await renderFits(rec, state, mine);
-  if (mine === generation) document.body.dataset.fitsDone = String(mine);
+  if (mine === generation) document.body.dataset.state = "done";
 }
 
 async function init() {
