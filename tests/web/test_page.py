@@ -97,7 +97,8 @@ def test_fill_read_change_gpu_and_share_the_link(base_url: str, tmp_path: Path) 
         second = browser.new_page()
         second.goto(url)
         _wait_for_result(second, "")
-        assert (second.text_content("#title"), second.text_content("#memory"), second.text_content("#params")) == expected
+        shown = second.text_content("#title"), second.text_content("#memory"), second.text_content("#params")
+        assert shown == expected
         assert second.input_value("#gpu") == "RTX4090" and second.input_value("#rank") == "16"
         assert second.is_checked("#grad_ckpt")
         browser.close()
@@ -106,7 +107,8 @@ def test_fill_read_change_gpu_and_share_the_link(base_url: str, tmp_path: Path) 
 
 
 def test_pasted_config_and_bad_input(base_url: str) -> None:
-    axolotl = "base_model: tiny\nadapter: lora\nlora_r: 4\nsequence_len: 128\nmicro_batch_size: 2\nsample_packing: true\n"
+    axolotl = "base_model: tiny\nadapter: lora\nlora_r: 4\nsequence_len: 128\nmicro_batch_size: 2\n"
+    axolotl += "sample_packing: true\n"
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page()
