@@ -39,15 +39,11 @@ __all__ = [
     "EstimateResult",
     "FitReport",
     "RunResult",
-    "catalog_record",
     "compare_costs",
     "cost",
-    "cost_scenario",
     "estimate",
     "fit",
-    "gpus_record",
     "load_spec",
-    "models_record",
     "run",
 ]
 
