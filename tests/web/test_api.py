@@ -200,3 +200,13 @@ def test_a_job_past_its_limit_is_stopped_and_the_worker_recovers() -> None:
         assert timed_out.status_code == 503, timed_out.text
         assert app.state.worker.restarts == 2
         assert client.post("/api/estimate", json=TINY).status_code == 200  # a fresh worker answers
+
+
+def test_hub_id_resolves_offline(client: TestClient) -> None:
+    record = client.post("/api/estimate", json={"model": "meta-llama/Llama-3.2-1B-Instruct"}).json()
+    assert record["model"]["key"] == "llama-3.2-1b"
+
+
+def test_serve_rejects_a_bad_limit_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--simulate-timeout", "0"]) == 2
+    assert "--simulate-timeout" in capsys.readouterr().err
