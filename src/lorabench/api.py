@@ -448,3 +448,65 @@ def run(
 def compare_costs(scenario: str | Path, *, catalogs: Sequence[str | Path] = ()) -> CostComparison:
     """:func:`cost` under the name ``lorabench`` exports it by (``lorabench.cost`` is the cost package)."""
     return cost(scenario, catalogs=catalogs)
+
+
+def cost_scenario(scenario: Mapping[str, Any], *, catalogs: Sequence[str | Path] = ()) -> CostComparison:
+    """:func:`cost` for a scenario given as a mapping (the YAML's content) instead of a file.
+
+    Relative paths in it are taken from the current directory.
+
+    Args:
+        scenario: The scenario's fields: dataset, epochs, self_hosted, services, references.
+        catalogs: Extra price catalog files (an entry with an existing id replaces it).
+
+    Raises:
+        ConfigError: Invalid scenario (every problem, field named).
+        CatalogError: Invalid catalog or unknown price.
+    """
+    from pydantic import ValidationError
+
+    from lorabench.cost import Scenario, evaluate, load_catalog
+    from lorabench.errors import ConfigError
+    from lorabench.report import cost_record
+
+    try:
+        parsed = Scenario.model_validate(dict(scenario))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{loc}: {msg}" if loc else msg)
+        raise ConfigError("scenario: " + "; ".join(problems)) from None
+    rows = evaluate(parsed, load_catalog([Path(c) for c in catalogs]))
+    return CostComparison(record=cost_record(rows), rows=tuple(rows))
+
+
+def catalog_record(catalogs: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Every price with its date and source, as ``lorabench catalog --json`` prints it.
+
+    Returns:
+        ``gpu_rates``, ``services`` and ``references``: lists of catalog entries.
+    """
+    from lorabench.cost import load_catalog
+
+    loaded = load_catalog([Path(c) for c in catalogs])
+    return {
+        "gpu_rates": [e.model_dump(mode="json") for e in loaded.gpu_rates.values()],
+        "services": [e.model_dump(mode="json") for e in loaded.services.values()],
+        "references": [e.model_dump(mode="json") for e in loaded.references.values()],
+    }
+
+
+def models_record() -> dict[str, Any]:
+    """The architecture catalog, as ``lorabench models --json`` prints it (name to entry)."""
+    from lorabench.models import architecture_catalog
+
+    return {key: entry.model_dump(mode="json") for key, entry in architecture_catalog().items()}
+
+
+def gpus_record() -> dict[str, Any]:
+    """The GPU catalog's datasheet facts (key to entry), with each entry's source and date."""
+    from lorabench.hardware import gpu_catalog
+
+    return {key: spec.model_dump(mode="json") for key, spec in gpu_catalog().items()}

@@ -20,6 +20,7 @@ from lorabench.cli.infer import infer_command
 from lorabench.cli.models import models_command
 from lorabench.cli.report import report_command
 from lorabench.cli.run import run_command
+from lorabench.cli.serve import serve_command
 from lorabench.cli.sweep import sweep_command
 from lorabench.errors import LorabenchError
 
@@ -85,6 +86,7 @@ app.command("catalog")(catalog_command)
 app.command("calibrate")(calibrate_command)
 app.command("report")(report_command)
 app.command("infer")(infer_command)
+app.command("serve")(serve_command)
 
 EXIT_USAGE = 2
 
