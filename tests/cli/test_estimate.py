@@ -149,5 +149,10 @@ def test_estimate_prints_no_time_for_a_card_the_run_does_not_fit(capsys: pytest.
     assert "not on: A5000, RTX3090, RTX4090" in out
     assert "predicted time: none — the run does not fit on 1×RTX4090" in out
     assert " h (80% band" not in out
+    assert main([*args, "--gpu", "RTX4090", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["predicted_time_s"] is None and record["predicted_time_interval_s"] is None
+    assert "does not fit on 1xRTX4090" in record["predicted_time_note"]
+    assert record["time"]["fits"] is False and record["time"]["time_s"] > 0  # the roofline's figure is kept
     assert main([*args, "--gpu", "A100-80GB", "--wide"]) == 0
     assert "h (80% band" in capsys.readouterr().out

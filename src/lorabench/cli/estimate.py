@@ -185,8 +185,7 @@ def render_estimate(record: dict[str, Any], console: Console) -> None:
     if "predicted_time_s" in record:
         t = record["time"]
         where = f"{t['step']['gpus']}×{t['step']['gpu']}"
-        fits = record.get("fits") or {}
-        if fits.get(_gpu_key(str(t["step"]["gpu"]))) is False:
+        if record["predicted_time_s"] is None:
             console.print(
                 f"predicted time: none — the run does not fit on {where} "
                 f"(device total {format_bytes(record['device_total_bytes'])} per GPU); change the spec or the GPU"
@@ -203,16 +202,6 @@ def render_estimate(record: dict[str, Any], console: Console) -> None:
         )
         console.print(f"  time by part: {parts}")
         console.print(f"  [dim]{t['step']['provenance']}[/dim]")
-
-
-def _gpu_key(name: str) -> str:
-    from lorabench.errors import CatalogError
-    from lorabench.hardware import resolve_gpu
-
-    try:
-        return resolve_gpu(name).key
-    except CatalogError:
-        return name
 
 
 def _render_groups(record: dict[str, Any], console: Console) -> None:

@@ -245,4 +245,32 @@ def estimate(
 
             raise ConfigError("--tokens: a time prediction needs --gpu NAME")
         record.update(_time(spec, tokens, gpu_name, calibration, resolved))
+        _mark_unfit_time(record)
     return record
+
+
+def _mark_unfit_time(record: dict[str, Any]) -> None:
+    """Null the job time when the memory verdict says the run does not fit on the GPU it was predicted for.
+
+    The roofline's figures stay under ``time`` (with ``fits: false``) so nothing is dropped, but
+    ``predicted_time_s`` and its band are null: a time for a run that would OOM is not a time.
+    """
+    from lorabench.errors import CatalogError
+    from lorabench.hardware import resolve_gpu
+
+    step = record["time"]["step"]
+    try:
+        key = resolve_gpu(str(step["gpu"])).key
+    except CatalogError:
+        key = str(step["gpu"])
+    verdict = (record.get("fits") or {}).get(key)
+    record["time"]["fits"] = verdict
+    if verdict is False:
+        record["predicted_time_s"] = None
+        record["predicted_time_interval_s"] = None
+        record["predicted_time_breakdown_s"] = None
+        record["predicted_time_note"] = (
+            f"not predicted: the run does not fit on {step['gpus']}x{key} "
+            f"(device total {record.get('device_total_bytes')} bytes per GPU); the roofline's figures for it are "
+            "under time"
+        )
