@@ -40,15 +40,18 @@ h3 { margin-bottom: 0.3rem; }
 table { border-collapse: collapse; width: 100%; margin: 0.8rem 0 0.4rem; font-size: 0.92rem; }
 caption { text-align: left; font-weight: 600; padding-bottom: 0.4rem; }
 th, td { border: 1px solid #d5dae3; padding: 5px 9px; text-align: right; white-space: nowrap; }
-th { background: #f1f4f9; }
+th { background: #f1f4f9; white-space: normal; vertical-align: bottom; }
 th:first-child, td:first-child { text-align: left; white-space: normal; }
 tbody tr:nth-child(even) { background: #fafbfd; }
 td.measured { color: #14532d; font-weight: 600; }
 td.predicted { color: #1e3a8a; }
 td.unknown { color: #8a93a3; }
 td.unconfirmed { color: #9a3412; font-weight: 600; }
-td.notice { color: #9a3412; white-space: normal; }
-td.wrap { white-space: normal; }
+td.notice { color: #9a3412; white-space: normal; text-align: left; min-width: 6em; }
+td.wrap { white-space: normal; text-align: left; overflow-wrap: anywhere; min-width: 9em; }
+#prices-table { font-size: 0.84rem; }
+#prices-table td { text-align: left; }
+td.url { white-space: normal; text-align: left; overflow-wrap: anywhere; min-width: 12em; }
 p.where { color: #34495e; font-style: italic; margin-top: 0; }
 a { color: #1d4ed8; }
 figure { margin: 1.2rem 0; }
@@ -117,7 +120,7 @@ def _prices(report: Report) -> str:
             f'<tr id="price-{s.ref}"><td>[{s.ref}]</td><td>{escape(s.entry)}</td><td>{escape(s.what)}</td>'
             f"<td>{escape(price_text(s))}</td><td>{escape(s.checked_display)}</td>"
             f'<td class="{"unconfirmed" if s.status == "unconfirmed" else "wrap"}">{status_cell}</td>'
-            f'<td class="wrap">{_link(s.source)}</td><td class="notice">{notice}</td></tr>\n'
+            f'<td class="url">{_link(s.source)}</td><td class="notice">{notice}</td></tr>\n'
         )
     note = f'<p class="note">{escape(report.prices.note)}</p>\n' if report.prices.note else ""
     return (
