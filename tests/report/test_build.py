@@ -79,7 +79,7 @@ def test_markdown_holds_the_tables_marks_sources_and_insights(written: Path) -> 
     assert "GB (p)" not in cpu and "*Measured on CPU (AMD EPYC) in 2 run records.*" in cpu
     assert "GB = 10^9 bytes" in md
     assert "**Batch Size Effects:**" in md
-    assert "![Peak memory per configuration (GB): Llama-3.1-8B on GPU](plots/memory-llama-3.1-8b-gpu.png)" in md
+    assert "![Peak memory per configuration: Llama-3.1-8B on GPU](plots/memory-llama-3.1-8b-gpu.png)" in md
     assert "y axis from zero" in cpu
 
 
@@ -171,6 +171,23 @@ def test_html_is_self_contained_and_shows_its_sources(written: Path) -> None:
     assert '<a href="https://platform.openai.com/docs/pricing" rel="noopener noreferrer">' in page
     assert '<a href="#price-4">[4]</a>' in page and '<tr id="price-4">' in page
     assert page.count("<td>2026-11-28</td>") == 4
+
+
+def test_repeats_give_error_bars_and_one_batch_size_gives_bars(tmp_path: Path) -> None:
+    for repeat, tps in enumerate((300.0, 340.0)):
+        record = syn.run(model="tiny", display_name="tiny", peak=4e7, tokens_per_s=tps, device="cpu")
+        syn.write(tmp_path, f"runs/tiny-{repeat}/result.json", record)
+    record = syn.run(model="tiny", display_name="tiny", rank=4, peak=3e7, tokens_per_s=500.0, device="cpu")
+    syn.write(tmp_path, "runs/tiny-r4/result.json", record)
+    report = build_report(tmp_path)
+    plots = {p.name: p for p in report.plots}
+    throughput = plots["throughput-tiny-cpu"]
+    assert throughput.png is not None and throughput.caption is not None
+    assert "at micro batch 4 (the only batch size measured)" in throughput.caption
+    assert "bars from zero" in throughput.caption and "error bars one standard deviation" in throughput.caption
+    assert "measured on CPU (AMD EPYC) in 3 run records" in throughput.caption
+    assert plots["memory-tiny-cpu"].svg is not None and b"(MB)" in plots["memory-tiny-cpu"].svg  # not GB slivers
+    assert [s.title for s in report.sections] == ["tiny on CPU"]
 
 
 def test_the_renderers_do_not_import_the_builder() -> None:

@@ -70,7 +70,7 @@ def _figure(width: float, height: float) -> Figure:
 
 def _memory(memory: MemoryData | None, unit: SizeUnit, section: MemorySection | None = None) -> Plot:
     name = f"memory-{section.slug}" if section is not None else "memory"
-    title = f"Peak memory per configuration ({unit})" + (f": {section.title}" if section is not None else "")
+    title = "Peak memory per configuration" + (f": {section.title}" if section is not None else f" ({unit})")
     bars = []
     if memory is not None:
         for row in memory.rows:
@@ -82,18 +82,23 @@ def _memory(memory: MemoryData | None, unit: SizeUnit, section: MemorySection | 
     if not bars:
         return Plot(name, title, skipped="no measured or predicted peak memory in the records", section=_slug(section))
     bars = bars[:_MAX_BARS]
+    # a section of small figures (a test model on the CPU) is drawn in MB, not as slivers of a GB
+    shown: str = unit
+    divisor = _DIVISOR[unit]
+    if max((c.peak_bytes or 0.0) for _, c in bars) < _DIVISOR[unit]:
+        shown, divisor = {"GB": ("MB", 1e6), "GiB": ("MiB", float(2**20))}[unit]
     fig = _figure(9.0, max(2.5, 0.32 * len(bars) + 1.4))
     ax = fig.add_subplot()
     colours = {c: f"C{i}" for i, c in enumerate((*COMPONENTS, "other"))}
     used: set[str] = set()
     for y, (_, cell) in enumerate(reversed(bars)):
-        total = (cell.peak_bytes or 0.0) / _DIVISOR[unit]
+        total = (cell.peak_bytes or 0.0) / divisor
         if cell.kind == "predicted" and cell.breakdown:
             left = 0.0
             parts = [(c, cell.breakdown.get(c, 0.0)) for c in COMPONENTS]
             parts += [(c, v) for c, v in cell.breakdown.items() if c not in COMPONENTS]
             for component, value in parts:
-                width = value / _DIVISOR[unit]
+                width = value / divisor
                 if width <= 0:
                     continue
                 colour = colours.get(component, colours["other"])
@@ -108,8 +113,7 @@ def _memory(memory: MemoryData | None, unit: SizeUnit, section: MemorySection | 
             used.add(label)
         ax.text(total, y, f" {total:,.2f}", va="center", fontsize=8)
     ax.set_yticks(range(len(bars)), [label for label, _ in reversed(bars)], fontsize=8)
-    small = max((c.peak_bytes or 0.0) for _, c in bars) < _DIVISOR[unit]
-    ax.set_xlabel(f"peak allocated per device ({unit}{', values below 1 are fractions of one' if small else ''})")
+    ax.set_xlabel(f"peak allocated per device ({shown})")
     ax.set_xlim(left=0)
     ax.set_title(title)
     ax.margins(x=0.12)
@@ -251,6 +255,8 @@ def _throughput(section: MemorySection, names: dict[str, str]) -> Plot:
             series.setdefault(label, {}).setdefault(run.spec.micro_batch, []).append(run.tokens_per_s_nonpad)
     if not series:
         return Plot(name, title, skipped="no run records with a measured throughput", section=section.slug)
+    if len({b for points in series.values() for b in points}) == 1:
+        return _throughput_bars(section, series, name, title)
     fig = _figure(9.0, 4.5)
     ax = fig.add_subplot()
     batches: set[int] = set()
@@ -274,6 +280,32 @@ def _throughput(section: MemorySection, names: dict[str, str]) -> Plot:
         f"Non-padded tokens per second of the measured steps, {section.measured_where}; y axis from zero; "
         "mean over repeats"
         + (", error bars one standard deviation." if repeated else " (no configuration was repeated: no error bars).")
+    )
+    return Plot(name, title, png, svg, caption=caption, section=section.slug)
+
+
+def _throughput_bars(section: MemorySection, series: dict[str, dict[int, list[float]]], name: str, title: str) -> Plot:
+    """One batch size only: a bar per configuration (from zero), error bars where it was repeated."""
+    batch = next(b for points in series.values() for b in points)
+    items = sorted((label, points[batch]) for label, points in series.items())
+    fig = _figure(9.0, max(2.5, 0.4 * len(items) + 1.4))
+    ax = fig.add_subplot()
+    means = [statistics.fmean(values) for _, values in reversed(items)]
+    errs = [statistics.stdev(values) if len(values) >= 2 else 0.0 for _, values in reversed(items)]
+    ax.barh(range(len(items)), means, xerr=errs if any(errs) else None, capsize=3, color="#457b9d")
+    for y, value in enumerate(means):
+        ax.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
+    ax.set_yticks(range(len(items)), [label for label, _ in reversed(items)], fontsize=8)
+    ax.set_xlim(left=0)
+    ax.margins(x=0.15)
+    ax.set_xlabel(f"non-padded tokens/s (all ranks), micro batch {batch}")
+    title = title.replace("vs batch size ", "")
+    ax.set_title(title)
+    png, svg = _encode(fig)
+    caption = (
+        f"Non-padded tokens per second of the measured steps at micro batch {batch} (the only batch size measured), "
+        f"{section.measured_where}; bars from zero; mean over repeats"
+        + (", error bars one standard deviation." if any(errs) else " (no configuration was repeated: no error bars).")
     )
     return Plot(name, title, png, svg, caption=caption, section=section.slug)
 
