@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lorabench.report.memory import MemoryData, SizeUnit, config_key
-from lorabench.report.sections import MemorySection
+from lorabench.report.sections import MemorySection, device_class
 from lorabench.report.sources import RunRecord
 
 if TYPE_CHECKING:
@@ -186,8 +186,6 @@ def _spread(values: Sequence[float | None]) -> float | None:
 
 
 def _time(rows: Sequence[CostRow], runs: Sequence[RunRecord], names: dict[str, str]) -> Plot:
-    from lorabench.report.sections import device_class
-
     title = "Time and GPU-hours per method"
     items: list[tuple[str, float | None, float | None]] = [
         (r.name, r.time_s, r.gpu_hours) for r in rows if r.kind == "self_hosted" and (r.time_s or r.gpu_hours)
@@ -361,8 +359,3 @@ def render_plots(
                 ]
             ),
         ]
-
-
-def plot_names(plots: Sequence[Plot]) -> set[str]:
-    """The names of the plots drawn."""
-    return {p.name for p in plots if p.png}

@@ -9,7 +9,6 @@ takes from the model's estimates only the weights (Model Size, base row), never 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -132,8 +131,3 @@ def build_sections(sources: Sources, unit: SizeUnit = "GB") -> list[MemorySectio
             )
         )
     return sections
-
-
-def section_of(sections: Sequence[MemorySection], slug: str) -> MemorySection | None:
-    """The section with that slug."""
-    return next((s for s in sections if s.slug == slug), None)
