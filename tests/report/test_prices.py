@@ -13,12 +13,14 @@ OPENAI = "https://platform.openai.com/docs/pricing"
 
 def service_row(name: str, **prov: Any) -> CostRow:
     cost = {"kind": "catalog", "entry": "gpt-4o-mini", "prices_checked": "2026-11-28", "source": OPENAI}
-    return CostRow(
-        name=name,
-        kind="service",
-        cost_usd=312.0,
-        epochs=4.0,
-        provenance={"epochs": {"kind": "input"}, "cost_usd": cost | {"train_usd_per_mtok": 3.0} | prov},
+    return CostRow.model_validate(
+        {
+            "name": name,
+            "kind": "service",
+            "cost_usd": 312.0,
+            "epochs": 4.0,
+            "provenance": {"epochs": {"kind": "input"}, "cost_usd": cost | {"train_usd_per_mtok": 3.0} | prov},
+        }
     )
 
 
@@ -35,8 +37,10 @@ def test_rows_cite_one_numbered_source_per_dated_entry() -> None:
     gemini = sources[2]  # its time and its published cost are one entry, one reference
     assert (gemini.what, gemini.price_usd, gemini.price_per) == ("published cost", 162.02, "job")
     assert cited[1].display() == "time: [3]; cost: [3]"
-    by_name = {row.name: c for row, c in zip(rows, cited, strict=True)}
-    assert by_name["GPT-4o-mini (provider default: 1 epoch)"].display() == "epochs: rule; cost: [4]; tokens: input"
+    default = next(
+        c for row, c in zip(rows, cited, strict=True) if row.name.startswith("GPT-4o-mini (provider default")
+    )
+    assert default.display() == "epochs: rule; cost: [4]; tokens: input"
 
 
 def test_unconfirmed_prices_and_wind_downs_are_shown_as_such() -> None:
@@ -64,9 +68,17 @@ def test_unconfirmed_prices_and_wind_downs_are_shown_as_such() -> None:
     assert table.rows[0][7].startswith("new fine-tuning jobs end 2027-01-06")
     cost = report_cost_table(rows, cited, sources, 1)
     assert cost is not None
-    assert cost.rows[0][-1].endswith(
-        "winding down: new fine-tuning jobs end 2027-01-06: OpenAI is winding down self-serve fine-tuning"
-    )
+    assert cost.rows[0][-1] == "epochs: input; cost: [1]; winding down: new fine-tuning jobs end 2027-01-06"
+
+
+def test_an_availability_figure_is_a_notice_not_a_numbered_price() -> None:
+    row = service_row("GPT-4o-mini", job_creation_ends="2027-01-06", wind_down_note="winding down")
+    availability = {"kind": "catalog", "job_creation_ends": "2027-01-06", "note": "winding down", "source": OPENAI}
+    row.provenance["availability"] = availability
+    sources, cited = collect_price_sources([row])
+    assert [s.entry for s in sources] == ["gpt-4o-mini"]
+    assert cited[0].notices == ("new fine-tuning jobs end 2027-01-06",)  # once, though two figures say it
+    assert cited[0].display() == "epochs: input; cost: [1]"
 
 
 def test_status_spellings_and_a_missing_url() -> None:
@@ -79,14 +91,12 @@ def test_status_spellings_and_a_missing_url() -> None:
 
 
 def test_saving_says_what_the_percentage_is() -> None:
-    base = {"name": "x", "kind": "service", "cost_usd": 1.0}
-    assert saving_text(CostRow(**base, reduction_pct=94.84, x_vs_cheapest_self_hosted=19.4)) == "94.8%"
-    assert saving_text(CostRow(**base, reduction_pct=99.99968, x_vs_cheapest_self_hosted=3e5)) == "99.9997%"
-    assert saving_text(
-        CostRow(**(base | {"kind": "self_hosted"}), reduction_pct=0.0, x_vs_cheapest_self_hosted=1.0)
-    ) == ("cheapest")
+    def row(**fields: Any) -> CostRow:
+        return CostRow.model_validate({"name": "x", "kind": "service", "cost_usd": 1.0} | fields)
+
+    assert saving_text(row(reduction_pct=94.84, x_vs_cheapest_self_hosted=19.4)) == "94.8%"
+    assert saving_text(row(reduction_pct=99.99968, x_vs_cheapest_self_hosted=3e5)) == "99.9997%"
+    assert saving_text(row(kind="self_hosted", reduction_pct=0.0, x_vs_cheapest_self_hosted=1.0)) == "cheapest"
     # a service cheaper than every self-hosted row: the LoRA method saves nothing
-    assert saving_text(CostRow(**base, reduction_pct=-100.0, x_vs_cheapest_self_hosted=0.5)) == (
-        "none (this row costs 50.0% less)"
-    )
-    assert saving_text(CostRow(**base)) == "n/a"
+    assert saving_text(row(reduction_pct=-100.0, x_vs_cheapest_self_hosted=0.5)) == "none (this row costs 50.0% less)"
+    assert saving_text(row()) == "n/a"

@@ -50,10 +50,6 @@ def saving_text(row: CostRow) -> str:
     return f"{pct:.1f}%" if pct < 99.95 else f"{pct:.4f}%"
 
 
-def _wind_downs(sources: Sequence[PriceSource], refs: Sequence[int]) -> list[str]:
-    return [s.wind_down for s in sources if s.ref in refs and s.wind_down]
-
-
 def report_cost_table(
     rows: Sequence[CostRow], row_sources: Sequence[RowSources], sources: Sequence[PriceSource], files: int
 ) -> Table | None:
@@ -71,7 +67,7 @@ def report_cost_table(
         if saving is not None:
             out[saving] = saving_text(row)
         text = cited.display()
-        for notice in _wind_downs(sources, cited.refs):
+        for notice in cited.notices:
             text += f"; winding down: {notice}"
         body.append([*out, text])
     note = (

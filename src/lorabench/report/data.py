@@ -62,7 +62,8 @@ def _cost_records(report: Report) -> list[dict[str, Any]]:
         record["price_refs"] = " ".join(f"[{s.ref}]" for s in used) or None
         record["catalog_entries"] = " ".join(s.entry for s in used) or None
         record["prices_checked"] = " ".join(s.prices_checked or "" for s in used).strip() or None
-        record["price_status"] = " ".join(s.status.replace(" ", "_") for s in used) or None
+        record["source_statuses"] = " ".join(s.status.replace(" ", "_") for s in used) or None
+        record["wind_down"] = "; ".join(cited.notices) or None
         record["source_urls"] = " ".join(s.source or "" for s in used).strip() or None
         record["note"] = row.note
         out.append(record)

@@ -79,6 +79,7 @@ class RowSources:
     """Where one cost row's figures came from, in provenance order: ``(figure, kind)`` and catalog ``(figure, ref)``."""
 
     items: tuple[tuple[str, str | int], ...]
+    notices: tuple[str, ...] = ()
 
     @property
     def refs(self) -> tuple[int, ...]:
@@ -137,17 +138,18 @@ def _status(prov: Mapping[str, Any], entry: Any, source: str | None) -> PriceSta
     return "unconfirmed" if source is None else "not stated"
 
 
-def _wind_down(prov: Mapping[str, Any], entry: Any) -> tuple[str | None, str | None]:
+def _wind_down(prov: Mapping[str, Any], entry: Any) -> tuple[str | None, str | None, str | None]:
+    """The wind-down notice, its source, and the date job creation ends (each None when not being wound down)."""
     ends = _field(prov, entry, "job_creation_ends", "wind_down_date")
-    note = _field(prov, entry, "wind_down_note", "wind_down")
+    note = _field(prov, entry, "wind_down_note")
     if ends is None and note is None:
-        return None, None
+        return None, None, None
     if isinstance(ends, (dt.date, dt.datetime)):
         ends = ends.isoformat()
     text = f"new fine-tuning jobs end {ends}" if ends is not None else ""
     if note:
         text = f"{text}: {note}" if text else str(note)
-    return text, safe_url(_field(prov, entry, "wind_down_source"))
+    return text, safe_url(_field(prov, entry, "wind_down_source")), None if ends is None else str(ends)
 
 
 def _same_dated_entry(prov: Mapping[str, Any], entry: Any) -> Any:
@@ -174,9 +176,14 @@ def collect_price_sources(rows: Sequence[CostRow]) -> tuple[list[PriceSource], l
     per_row: list[RowSources] = []
     for row in rows:
         items: list[tuple[str, str | int]] = []
+        notices: list[str] = []
         for field, prov in row.provenance.items():
             kind = str(prov.get("kind", "?"))
-            if kind != "catalog":
+            if kind == "catalog" and "entry" not in prov and prov.get("job_creation_ends") is not None:
+                # a service's availability (its wind-down), not a price: a notice on the row
+                notices.append(f"new fine-tuning jobs end {prov['job_creation_ends']}")
+                continue
+            if kind != "catalog" or "entry" not in prov:
                 items.append((field, kind))
                 continue
             entry_id = str(prov.get("entry", "?"))
@@ -191,7 +198,7 @@ def collect_price_sources(rows: Sequence[CostRow]) -> tuple[list[PriceSource], l
                 entry = _same_dated_entry(prov, _catalog_entry(entry_id))
                 source = safe_url(prov.get("source"))
                 what, unit = next(((w, u) for k, w, u in _PRICE_KEYS if k == price_key), ("published figure", None))
-                wind_down, wind_source = _wind_down(prov, entry)
+                wind_down, wind_source, ends = _wind_down(prov, entry)
                 keyed[key] = {
                     "ref": len(keyed) + 1,
                     "entry": entry_id,
@@ -204,11 +211,19 @@ def collect_price_sources(rows: Sequence[CostRow]) -> tuple[list[PriceSource], l
                     "secondary_source": safe_url(_field(prov, entry, "secondary_source")),
                     "wind_down": wind_down,
                     "wind_down_source": wind_source,
+                    "wind_down_ends": ends,
                     "file": None if prov.get("file") is None else str(prov["file"]),
                     "fields": [],
                 }
             keyed[key]["fields"].append(f"{row.name}: {_FIELD_NAMES.get(field, field)}")
             items.append((field, keyed[key]["ref"]))
-        per_row.append(RowSources(tuple(items)))
-    sources = [PriceSource(**{**v, "fields": tuple(v["fields"])}) for v in keyed.values()]
+        for ref in dict.fromkeys(v for _, v in items if isinstance(v, int)):
+            ends = next(v for v in keyed.values() if v["ref"] == ref)["wind_down_ends"]
+            if ends is not None:
+                notices.append(f"new fine-tuning jobs end {ends}")
+        per_row.append(RowSources(tuple(items), tuple(dict.fromkeys(notices))))
+    sources = [
+        PriceSource(**{**{k: x for k, x in v.items() if k != "wind_down_ends"}, "fields": tuple(v["fields"])})
+        for v in keyed.values()
+    ]
     return sources, per_row
