@@ -27,7 +27,7 @@ _PRICE_KEYS = (
     ("train_usd_per_mtok", "fine-tuning price", "1M training tokens"),
     ("published_cost_usd", "published cost", "job"),
 )
-_FIELD_NAMES = {"time_s": "time", "cost_usd": "cost", "epochs": "epochs", "billed_tokens": "tokens"}
+_FIELD_NAMES = {"time_s": "time", "cost_usd": "cost", "epochs": "epochs", "billed_tokens": "tokens", "fits": "fit"}
 
 
 @dataclass(frozen=True)
