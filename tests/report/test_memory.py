@@ -100,6 +100,7 @@ def test_settings_the_rows_differ_in_are_columns_and_shared_ones_are_said(tmp_pa
         "Model Size",
         "Percentage",
     ]
+    assert [row[1] for row in table.rows if row[1] != "-"] == ["512", "2048"]  # numbers sort as numbers
     by_len = {row[1]: row for row in table.rows if row[1] != "-"}
     assert by_len["2048"][0] == by_len["512"][0] == "Llama-3.1-8B-r8-16bit"
     assert (by_len["2048"][3], by_len["512"][3]) == ("40.00 GB (p)", "20.00 GB (p)")

@@ -66,7 +66,7 @@ def test_unconfirmed_prices_and_wind_downs_are_shown_as_such() -> None:
         "unconfirmed (read on https://example.org/copy-of-the-price)",
     ]
     assert table.rows[0][7].startswith("new fine-tuning jobs end 2027-01-06")
-    cost = report_cost_table(rows, cited, sources, 1)
+    cost = report_cost_table(rows, cited, 1)
     assert cost is not None
     assert cost.rows[0][-1] == "epochs: input; cost: [1]; winding down: new fine-tuning jobs end 2027-01-06"
 

@@ -99,7 +99,7 @@ def build_report(results_dir: Path, unit: SizeUnit = "GB", plots: bool = True) -
         unit=unit,
         created_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         cost_rows=tuple(rows),
-        cost=report_cost_table(rows, row_sources, price_sources, len(sources.cost_files)),
+        cost=report_cost_table(rows, row_sources, len(sources.cost_files)),
         price_sources=tuple(price_sources),
         row_sources=tuple(row_sources),
         prices=prices_table(price_sources),

@@ -50,9 +50,7 @@ def saving_text(row: CostRow) -> str:
     return f"{pct:.1f}%" if pct < 99.95 else f"{pct:.4f}%"
 
 
-def report_cost_table(
-    rows: Sequence[CostRow], row_sources: Sequence[RowSources], sources: Sequence[PriceSource], files: int
-) -> Table | None:
+def report_cost_table(rows: Sequence[CostRow], row_sources: Sequence[RowSources], files: int) -> Table | None:
     """The Fine-tuning Cost Comparison as the page shows it (None without rows)."""
     from lorabench.cost.table import cost_table
 

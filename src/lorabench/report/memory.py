@@ -245,8 +245,13 @@ def _varying_fields(keys: Sequence[ConfigKey]) -> dict[str, list[str]]:
     return varying
 
 
-def _sort_key(key: ConfigKey) -> tuple[str, int, int, int, tuple[tuple[str, str], ...]]:
-    return (key.model_key, _METHOD_ORDER.get(key.method, 9), -key.rank, -key.bits, key.setting)
+def _sort_key(key: ConfigKey) -> tuple[str, int, int, int, tuple[tuple[str, int, str], ...]]:
+    # numbers inside settings sort as numbers (seq512 before seq1024)
+    setting = tuple(
+        (name, int(digits) if (digits := "".join(c for c in value if c.isdigit())) else 0, value)
+        for name, value in key.setting
+    )
+    return (key.model_key, _METHOD_ORDER.get(key.method, 9), -key.rank, -key.bits, setting)
 
 
 def build_memory(sources: Sources) -> MemoryData | None:
