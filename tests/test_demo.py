@@ -41,11 +41,17 @@ def test_demo_writes_the_seed_page(tmp_path: Path, capsys: pytest.CaptureFixture
     names = [row[0] for row in cost]
     for wanted in ROWS:
         assert any(name.startswith(wanted) for name in names), wanted
-    for row in cost:  # every cost figure says where it comes from
-        assert row[-1] and set(row[-1].split("/")) <= {"catalog", "predicted", "measured", "input", "rule"}, row
+    for row in cost:  # every cost figure says where it comes from: a kind, or a numbered catalog source
+        for part in row[-1].split("; winding down:")[0].split("; "):
+            figure, _, where = part.partition(": ")
+            assert re.fullmatch(r"[a-z_ ]+", figure), row  # time, cost, epochs, tokens, fit, ...
+            assert where in ("predicted", "measured", "input", "rule") or re.fullmatch(r"\[\d+\]", where), row
+    prices = _table(markdown, "Price sources")
+    assert prices and all(re.search(r"\d{4}-\d{2}-\d{2}", row[4]) and "https://" in row[6] for row in prices)
 
-    memory = _table(markdown, "GPU Memory Usage for Fine-tuning")
+    memory = _table(markdown, "GPU Memory Usage for Fine-tuning")  # the seed's table: Llama-3.1-8B on GPU only
     labels = [row[0] for row in memory]
+    assert not [label for label in labels if label.startswith("tiny")]
     for rank in (8, 4):
         for bits in (16, 8, 4):
             assert f"Llama-3.1-8B-r{rank}-{bits}bit" in labels
@@ -55,12 +61,14 @@ def test_demo_writes_the_seed_page(tmp_path: Path, capsys: pytest.CaptureFixture
                 assert cell.endswith(("(m)", "(p)")), row
             else:
                 assert cell in ("n/a", "-"), row
-    # the five measured methods on tiny are in the table, measured
-    measured = [row for row in memory if row[0].startswith("tiny")]
-    assert len(measured) == 5 and all(row[2].endswith("(m)") for row in measured)
+    # the five measured methods on tiny are in their own CPU table, measured, and get no GPU tiers
+    measured = _table(markdown, "CPU Memory Usage for Fine-tuning")
+    assert len(measured) == 5 and all(row[0].startswith("tiny") and row[2].endswith("(m)") for row in measured)
+    assert not re.search(r"tiny\S* needs .* cards", markdown)
 
     record = json.loads((report / "report.json").read_text("utf-8"))
     assert record["schema"].startswith("lorabench.report")
+    assert "$" not in (report / "report.csv").read_text("utf-8")
     assert len(list((out / "runs").glob("*/result.json"))) == 5
     assert len(list((out / "estimates").glob("*.json"))) == 12
 

@@ -101,6 +101,7 @@ def run(
     counter: str = "torch.cuda.max_memory_allocated",
     trainable: int | None = None,
     reserved: float | None = None,
+    device: str = "cuda",
 ) -> dict[str, Any]:
     """A run record (``result.json``) as the runner writes it."""
     trainable = trainable if trainable is not None else LORA_PARAMS.get(rank, rank * 589_824)
@@ -114,10 +115,11 @@ def run(
         "options": {"dataset": dataset, "max_steps": 20},
         "model": {"key": model, "display_name": display_name, "config_source": "https://example.org/config.json"},
         "data": {"dataset": dataset, "records": 256},
+        "environment": {"device_type": device, "device_names": ["NVIDIA H200" if device == "cuda" else "AMD EPYC"]},
         "world_size": 1,
         "trainable_params": trainable if status == "ok" else None,
         "metrics": {
-            "device": "cuda",
+            "device": device,
             "wall_time_s": wall_time_s,
             "tokens_per_s_nonpad": tokens_per_s if status == "ok" else None,
             "peak_allocated_bytes": peak if status == "ok" else None,
@@ -165,8 +167,8 @@ def seed_folder(folder: Path) -> Path:
     """A results folder like the demo's: 16-bit rows measured, 8/4-bit predicted, plus the seed's cost record.
 
     The Llama-3.1-8B 16-bit configurations are runs (measured), the 8 and 4-bit ones estimates with a breakdown
-    (predicted); every configuration also has a plain estimate for its weights. A small ``tiny`` model has runs at
-    two batch sizes (for the throughput plot), and unrelated JSON and text files lie around.
+    (predicted); every configuration also has a plain estimate for its weights. A small ``tiny`` model has runs on
+    the CPU at two batch sizes (its own section and throughput plot), and unrelated JSON and text files lie around.
     """
     for (rank, bits), figures in SEED_MEMORY.items():
         for batch, gb in zip((4, 8), figures, strict=True):
@@ -187,6 +189,7 @@ def seed_folder(folder: Path) -> Path:
             tokens_per_s=tps,
             counter="torch.profiler(profile_memory=True): CPU allocator events since start, running peak",
             trainable=40_960,
+            device="cpu",
         )
         write(folder, f"runs/tiny-b{batch}/result.json", record)
     write(folder, "cost/seed.json", cost())

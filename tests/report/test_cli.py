@@ -33,6 +33,7 @@ def test_report_writes_into_the_default_folder(tmp_path: Path, capsys: pytest.Ca
     assert code == 0, err
     assert (tmp_path / "report" / "report.html").is_file()
     assert "read 0 run, 1 estimate and 0 cost record(s)" in out
+    assert "memory sections: Llama-3.1-8B on GPU (predicted for a CUDA GPU by lorabench estimate)" in out
     assert "plot cost skipped: no cost rows with a known cost" in out
     # a second report over the same folder ignores the first one's report.json
     code, out, err = run(capsys, "report", str(tmp_path), "--out", str(tmp_path / "again"), "--gib")

@@ -1,14 +1,19 @@
-"""report.html in a real browser: headless Chromium renders both tables and every plot, and the page is not blank.
+"""report.html in a real browser: headless Chromium renders every table and plot, the price dates and source URLs
+are on the page, and the page is not blank.
 
 Needs Debian's ``chromium`` (CI installs ``chromium`` and ``chromium-driver``); skipped with the reason elsewhere.
 The page forbids scripts (Content-Security-Policy), so the probe runs in a copy whose policy also allows inline
 script; images stay limited to ``data:`` URIs, so a plot that is not embedded would fail to load.
+
+``LORABENCH_SCREENSHOT=FILE`` keeps the test's screenshot; :func:`screenshot` is also how the README's
+``results/report/report.png`` of the demo's page was taken (the command is in the README).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -35,9 +40,16 @@ window.addEventListener("load", function () {
   var tables = Array.prototype.map.call(document.querySelectorAll("table"), function (t) {
     return {id: t.id, headers: t.tHead.rows[0].cells.length, rows: t.tBodies[0].rows.length};
   });
+  var prices = Array.prototype.map.call(document.querySelectorAll("#prices-table tbody tr"), function (r) {
+    return Array.prototype.map.call(r.cells, function (c) { return c.innerText; });
+  });
+  var links = Array.prototype.map.call(document.querySelectorAll("#prices-table a"), function (a) { return a.href; });
+  var sections = Array.prototype.map.call(document.querySelectorAll("section.memory-section h3"), function (h) {
+    return h.innerText;
+  });
   var out = document.createElement("pre");
   out.id = "lorabench-probe";
-  out.textContent = JSON.stringify({images: images, tables: tables});
+  out.textContent = JSON.stringify({images: images, tables: tables, prices: prices, links: links, sections: sections});
   document.body.appendChild(out);
 });
 </script>"""
@@ -74,19 +86,33 @@ def probe(page: Path, tmp_path: Path) -> dict[str, Any]:
     return result
 
 
+def screenshot(page: Path, shot: Path, workdir: Path, size: tuple[int, int] = (1200, 2000)) -> Path:
+    """Chromium's screenshot of ``page`` (``size`` in CSS pixels) written to ``shot``."""
+    done = browse(workdir, f"--screenshot={shot}", f"--window-size={size[0]},{size[1]}", page.as_uri())
+    assert shot.is_file(), f"no screenshot (exit {done.returncode}): {done.stderr[-2000:]}"
+    return shot
+
+
 def test_report_renders_in_chromium(written: Path, tmp_path: Path) -> None:
     page = written / "report.html"
     seen = probe(page, tmp_path)
     tables = {t["id"]: t for t in seen["tables"]}
     assert tables["cost-table"]["rows"] == 8 and tables["cost-table"]["headers"] == 7
-    assert tables["memory-table"]["rows"] == 8 and tables["memory-table"]["headers"] == 6
-    assert len(seen["images"]) == 4
+    assert tables["prices-table"]["rows"] == 4 and tables["prices-table"]["headers"] == 8
+    assert tables["memory-table"]["rows"] == 7 and tables["memory-table"]["headers"] == 6
+    assert tables["memory-table-tiny-cpu"]["rows"] == 1
+    assert seen["sections"] == ["Llama-3.1-8B on GPU", "tiny on CPU"]
+    # every catalog price shows its date and its source URL, and the URL is a working link
+    for row in seen["prices"]:
+        assert re.search(r"\d{4}-\d{2}-\d{2}", row[4]), row
+        assert row[6].startswith("https://"), row
+    assert "https://platform.openai.com/docs/pricing" in seen["links"]
+    assert "https://aws.amazon.com/ec2/pricing/on-demand/" in seen["links"]
+    assert len(seen["images"]) == 6
     for image in seen["images"]:
         assert image["complete"] and image["width"] > 0 and image["height"] > 0, image
 
-    shot = tmp_path / "report.png"
-    done = browse(tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", page.as_uri())
-    assert shot.is_file(), f"no screenshot (exit {done.returncode}): {done.stderr[-2000:]}"
+    shot = screenshot(page, tmp_path / "report.png", tmp_path)
     from PIL import Image
 
     with Image.open(shot) as image:
@@ -96,3 +122,6 @@ def test_report_renders_in_chromium(written: Path, tmp_path: Path) -> None:
     dark = sum(histogram[:200])  # pixels clearly darker than the white page
     assert dark > 0.02 * 300 * 500, f"screenshot looks blank ({dark} dark pixels of {300 * 500})"
     assert sum(1 for count in histogram if count) > 20  # text, table rules and plot colours, not one flat fill
+    keep = os.environ.get("LORABENCH_SCREENSHOT")
+    if keep:
+        shutil.copyfile(shot, keep)

@@ -66,15 +66,46 @@ def test_missing_figures_are_na_never_zero(tmp_path: Path) -> None:
     assert rows["Llama-3.1-8B-r8-16bit"][2:4] == ["30.90 GB (p)", "31.00 GB (p)"]
 
 
-def test_batch_columns_are_the_two_most_common(tmp_path: Path) -> None:
+def test_batch_columns_are_the_batches_present_up_to_four(tmp_path: Path) -> None:
     for batch in (1, 4, 8):
         syn.write(tmp_path, f"r8-{batch}.json", syn.estimate(rank=8, batch=batch, peak=(20 + batch) * GB))
     for batch in (4, 8):
         syn.write(tmp_path, f"r4-{batch}.json", syn.estimate(rank=4, batch=batch, peak=(20 + batch) * GB))
     data = build_memory(collect_records(tmp_path))
     assert data is not None
-    assert (data.batches, data.other_batches) == ((4, 8), (1,))
-    assert "Other batch sizes (1) are in report.json" in (memory_table(data).note or "")
+    assert (data.batches, data.other_batches) == ((1, 4, 8), ())
+    headers = memory_table(data).headers
+    assert [h for h in headers if h.startswith("GPU Memory")] == [f"GPU Memory (Batch={b})" for b in (1, 4, 8)]
+    for batch in (2, 16, 32):  # six batch sizes: the four most filled are columns, the rest named in the note
+        syn.write(tmp_path, f"r8-{batch}.json", syn.estimate(rank=8, batch=batch, peak=(20 + batch) * GB))
+    data = build_memory(collect_records(tmp_path))
+    assert data is not None
+    assert (data.batches, data.other_batches) == ((1, 2, 4, 8), (16, 32))
+    assert "Other batch sizes (16, 32) are in report.csv and report.json" in (memory_table(data).note or "")
+
+
+def test_settings_the_rows_differ_in_are_columns_and_shared_ones_are_said(tmp_path: Path) -> None:
+    syn.write(tmp_path, "a.json", syn.estimate(batch=2, peak=20 * GB))
+    long = syn.estimate(batch=2, peak=40 * GB)
+    long["spec"]["seq_len"] = 2048
+    syn.write(tmp_path, "b.json", long)
+    data = build_memory(collect_records(tmp_path))
+    assert data is not None
+    table = memory_table(data)
+    assert list(table.headers) == [
+        "Models",
+        "Seq len",
+        "Parameters",
+        "GPU Memory (Batch=2)",
+        "Model Size",
+        "Percentage",
+    ]
+    assert [row[1] for row in table.rows if row[1] != "-"] == ["512", "2048"]  # numbers sort as numbers
+    by_len = {row[1]: row for row in table.rows if row[1] != "-"}
+    assert by_len["2048"][0] == by_len["512"][0] == "Llama-3.1-8B-r8-16bit"
+    assert (by_len["2048"][3], by_len["512"][3]) == ("40.00 GB (p)", "20.00 GB (p)")
+    assert "Every row: targets q_proj+k_proj+v_proj, optimizer adamw_torch" in (table.note or "")
+    assert "sequence length" not in (table.note or "")
 
 
 def test_methods_and_differing_settings_get_their_own_rows(tmp_path: Path) -> None:

@@ -32,6 +32,8 @@ def report_command(
         f"read {len(src.runs)} run, {len(src.estimates)} estimate and {len(src.cost_files)} cost record(s) "
         f"from {results_dir}"
     )
+    if report.sections:
+        typer.echo("memory sections: " + "; ".join(f"{s.title} ({s.where})" for s in report.sections))
     tables = ", ".join(f"{name} ({len(t.rows)} rows)" for name, t in report.tables) or "none"
     drawn = [p.name for p in report.plots if p.png]
     typer.echo(f"tables: {tables}; insights: {len(report.insights)}; plots: {', '.join(drawn) or 'none'}")

@@ -8,14 +8,22 @@ neither run nor load anything.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 from html import escape
-from typing import TYPE_CHECKING
 
+from lorabench.report.costs import price_text, status_text
+from lorabench.report.document import (
+    TITLE,
+    Report,
+    datasets,
+    insight_groups,
+    provenance_line,
+)
+from lorabench.report.inference import INFER_PLOT_NAMES
+from lorabench.report.plots import Plot
+from lorabench.report.prices import safe_url
 from lorabench.report.tables import Table
-
-if TYPE_CHECKING:
-    from lorabench.report.build import Report
 
 __all__ = ["CSP", "render_html"]
 
@@ -32,12 +40,20 @@ h3 { margin-bottom: 0.3rem; }
 table { border-collapse: collapse; width: 100%; margin: 0.8rem 0 0.4rem; font-size: 0.92rem; }
 caption { text-align: left; font-weight: 600; padding-bottom: 0.4rem; }
 th, td { border: 1px solid #d5dae3; padding: 5px 9px; text-align: right; white-space: nowrap; }
-th { background: #f1f4f9; }
+th { background: #f1f4f9; white-space: normal; vertical-align: bottom; }
 th:first-child, td:first-child { text-align: left; white-space: normal; }
 tbody tr:nth-child(even) { background: #fafbfd; }
 td.measured { color: #14532d; font-weight: 600; }
 td.predicted { color: #1e3a8a; }
 td.unknown { color: #8a93a3; }
+td.unconfirmed { color: #9a3412; font-weight: 600; }
+td.notice { color: #9a3412; white-space: normal; text-align: left; min-width: 6em; }
+td.wrap { white-space: normal; text-align: left; overflow-wrap: anywhere; min-width: 9em; }
+#prices-table { font-size: 0.84rem; }
+#prices-table td { text-align: left; }
+td.url { white-space: normal; text-align: left; overflow-wrap: anywhere; min-width: 12em; }
+p.where { color: #34495e; font-style: italic; margin-top: 0; }
+a { color: #1d4ed8; }
 figure { margin: 1.2rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e3e7ef; }
 figcaption { color: #5a6473; font-size: 0.85rem; }
@@ -56,11 +72,21 @@ def _cell_class(text: str) -> str:
     return ""
 
 
-def _table(table: Table, table_id: str) -> str:
+def _sources_cell(text: str) -> str:
+    """A cost row's Sources cell, each ``[n]`` a link to its line of Price sources."""
+    return re.sub(r"\[(\d+)\]", r'<a href="#price-\1">[\1]</a>', escape(text))
+
+
+def _table(table: Table, table_id: str, sources_column: bool = False) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in table.headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td{_cell_class(c)}>{escape(c)}</td>" for c in row) + "</tr>\n" for row in table.rows
-    )
+    last = len(table.headers) - 1
+
+    def cell(index: int, text: str) -> str:
+        if sources_column and index == last:
+            return f'<td class="wrap">{_sources_cell(text)}</td>'
+        return f"<td{_cell_class(text)}>{escape(text)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(i, c) for i, c in enumerate(row)) + "</tr>\n" for row in table.rows)
     note = f'<p class="note">{escape(table.note)}</p>\n' if table.note else ""
     return (
         f'<table id="{table_id}">\n<caption>{escape(table.title)}</caption>\n'
@@ -68,21 +94,54 @@ def _table(table: Table, table_id: str) -> str:
     )
 
 
-def _figures(report: Report, names: Sequence[str]) -> str:
+def _link(url: str | None) -> str:
+    """A link to an http(s) URL (escaped; it opens nothing by itself: the policy forbids fetches, not navigation)."""
+    safe = safe_url(url)
+    if safe is None:
+        return escape(url or "n/a")
+    return f'<a href="{escape(safe)}" rel="noopener noreferrer">{escape(safe)}</a>'
+
+
+def _prices(report: Report) -> str:
+    """The Price sources table: the date and URL of every catalog price, unconfirmed ones and wind-downs marked."""
+    if report.prices is None:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in report.prices.headers)
+    rows = []
+    for s in report.price_sources:
+        status = status_text(s)
+        status_cell = escape(status) if s.status != "unconfirmed" else escape("unconfirmed")
+        if s.status == "unconfirmed" and s.secondary_source:
+            status_cell += f" (read on {_link(s.secondary_source)})"
+        notice = escape(s.wind_down) if s.wind_down else "-"
+        if s.wind_down and s.wind_down_source:
+            notice += f" ({_link(s.wind_down_source)})"
+        rows.append(
+            f'<tr id="price-{s.ref}"><td>[{s.ref}]</td><td>{escape(s.entry)}</td><td>{escape(s.what)}</td>'
+            f"<td>{escape(price_text(s))}</td><td>{escape(s.checked_display)}</td>"
+            f'<td class="{"unconfirmed" if s.status == "unconfirmed" else "wrap"}">{status_cell}</td>'
+            f'<td class="url">{_link(s.source)}</td><td class="notice">{notice}</td></tr>\n'
+        )
+    note = f'<p class="note">{escape(report.prices.note)}</p>\n' if report.prices.note else ""
+    return (
+        f'<table id="prices-table">\n<caption>{escape(report.prices.title)}</caption>\n'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{''.join(rows)}</tbody>\n</table>\n{note}"
+    )
+
+
+def _figures(plots: Sequence[Plot]) -> str:
     out = []
-    for plot in report.plots:
-        if plot.name in names and plot.png:
-            data = base64.b64encode(plot.png).decode("ascii")
-            out.append(
-                f'<figure id="plot-{escape(plot.name)}"><img src="data:image/png;base64,{data}" '
-                f'alt="{escape(plot.title)}"><figcaption>{escape(plot.title)}</figcaption></figure>\n'
-            )
+    for plot in plots:
+        data = base64.b64encode(plot.png or b"").decode("ascii")
+        caption = escape(plot.title) + (f" — {escape(plot.caption)}" if plot.caption else "")
+        out.append(
+            f'<figure id="plot-{escape(plot.name)}"><img src="data:image/png;base64,{data}" '
+            f'alt="{escape(plot.title)}"><figcaption>{caption}</figcaption></figure>\n'
+        )
     return "".join(out)
 
 
 def _inference(report: Report) -> str:
-    from lorabench.report.inference import INFER_PLOT_NAMES
-
     if report.inference is None:
         return ""
     parts = ['<section id="inference">\n<h2>Inference</h2>\n']
@@ -91,14 +150,30 @@ def _inference(report: Report) -> str:
         parts.append('<ul class="lifecycle">\n')
         parts += [f"<li>{escape(line)}</li>\n" for line in report.inference.lifecycle_lines]
         parts.append("</ul>\n")
-    parts += [_figures(report, INFER_PLOT_NAMES), "</section>\n"]
+    parts += [_figures(report.section_plots(None, INFER_PLOT_NAMES)), "</section>\n"]
+    return "".join(parts)
+
+
+def _memory(report: Report) -> str:
+    parts = ['<section id="memory">\n<h2>GPU Memory Requirements</h2>\n']
+    if not report.sections:
+        parts.append("<p>No run or estimate records in the results.</p>\n")
+    for index, section in enumerate(report.sections):
+        table_id = "memory-table" if index == 0 else f"memory-table-{escape(section.slug)}"
+        parts += [
+            f'<section id="memory-{escape(section.slug)}" class="memory-section">\n',
+            f"<h3>{escape(section.title)}</h3>\n",
+            f'<p class="where">{escape(section.where_sentence)}</p>\n',
+            _table(section.table, table_id),
+            _figures(report.section_plots(section.slug)),
+            "</section>\n",
+        ]
+    parts.append("</section>\n")
     return "".join(parts)
 
 
 def render_html(report: Report) -> str:
     """The whole report as one HTML page with nothing external: styles inline, plots as data URIs."""
-    from lorabench.report.build import TITLE, datasets, insights_by_topic, provenance_line
-
     parts = [
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n',
@@ -106,25 +181,25 @@ def render_html(report: Report) -> str:
         f"<title>{escape(TITLE)} — lorabench</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n<main>\n",
         f'<h1>{escape(TITLE)}</h1>\n<p class="meta">{escape(provenance_line(report))}</p>\n',
         '<section id="costs">\n<h2>Fine-tuning Costs</h2>\n',
-        _table(report.cost, "cost-table")
+        _table(report.cost, "cost-table", sources_column=True)
         if report.cost
         else "<p>No cost records (lorabench.cost) in the results.</p>\n",
-        _figures(report, ("cost", "time")),
-        '</section>\n<section id="memory">\n<h2>GPU Memory Requirements</h2>\n',
-        _table(report.memory, "memory-table")
-        if report.memory
-        else "<p>No run or estimate records in the results.</p>\n",
-        _figures(report, ("memory", "throughput")),
+        _prices(report),
+        _figures(report.section_plots(None, ("cost", "time"))),
         "</section>\n",
+        _memory(report),
         _inference(report),
         '<section id="insights">\n<h2>Insights</h2>\n',
     ]
-    if not report.insights:
+    groups = insight_groups(report)
+    if not groups:
         parts.append("<p>The records hold too few figures for any insight.</p>\n")
-    for title, items in insights_by_topic(report):
-        parts.append(f'<h3>{escape(title)}</h3>\n<ul class="insights">\n')
-        parts += [f"<li>{escape(i.text)}</li>\n" for i in items]
-        parts.append("</ul>\n")
+    for heading, topics in groups:
+        parts.append(f"<h3>{escape(heading)}</h3>\n")
+        for title, items in topics:
+            parts.append(f'<h4>{escape(title)}</h4>\n<ul class="insights">\n')
+            parts += [f"<li>{escape(i.text)}</li>\n" for i in items]
+            parts.append("</ul>\n")
     parts.append("</section>\n")
     skipped = [p for p in report.plots if p.skipped]
     if skipped:

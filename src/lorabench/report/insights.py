@@ -36,6 +36,7 @@ class Insight:
     topic: str
     text: str
     figures: dict[str, Any] = field(default_factory=dict)
+    section: str | None = None
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ def _rank_sentence(
 def _batch(data: MemoryData, unit: SizeUnit) -> list[Insight]:
     if len(data.batches) < 2:
         return []
-    b1, b2 = data.batches[0], data.batches[1]
+    b1, b2 = data.batches[0], data.batches[-1]
     found = []
     for model in _models(data):
         growth = []
@@ -408,18 +409,23 @@ def _predicted_vs_published(rows: Sequence[CostRow]) -> list[Insight]:
     return found
 
 
-def compute_insights(memory: MemoryData | None, cost_rows: Sequence[CostRow], unit: SizeUnit = "GB") -> list[Insight]:
+def compute_insights(
+    memory: MemoryData | None, cost_rows: Sequence[CostRow], unit: SizeUnit = "GB", gpu: bool = True
+) -> list[Insight]:
     """Every insight the figures support, in the seed's order (quantization, rank, batch, VRAM, cost).
 
     Args:
         memory: The memory table's data (None when there is none).
         cost_rows: Cost rows, multiples already set.
         unit: Display unit for sizes.
+        gpu: The memory figures are GPU figures; CPU ones get no GPU memory tiers (a CPU allocator's peak says
+            nothing about which card a run fits).
 
     Returns:
         Insights; a topic whose figures are missing contributes none.
     """
     found: list[Insight] = []
     if memory is not None:
-        found += _quantization(memory, unit) + _rank(memory, unit) + _batch(memory, unit) + _vram(memory, unit)
+        found += _quantization(memory, unit) + _rank(memory, unit) + _batch(memory, unit)
+        found += _vram(memory, unit) if gpu else []
     return found + _cost(cost_rows) + _predicted_vs_published(cost_rows)

@@ -127,6 +127,7 @@ class MemoryRow:
     base16_bytes: float | None
     cells: dict[int, Cell]
     failed_runs: tuple[str, ...] = ()
+    display_name: str = ""
 
     @property
     def percentage(self) -> float | None:
@@ -161,6 +162,8 @@ class MemoryData:
     other_batches: tuple[int, ...]
     counters: tuple[str, ...]
     engines: tuple[str, ...]
+    varying: tuple[str, ...] = ()
+    shared: tuple[tuple[str, str], ...] = ()
 
     def base(self, model_key: str) -> BaseRow | None:
         """The base row of a model, if an estimate gave one."""
@@ -217,11 +220,15 @@ def _predicted_cell(batch: int, estimates: Sequence[EstimateRecord]) -> Cell | N
     )
 
 
+MAX_BATCH_COLUMNS = 4
+
+
 def _choose_batches(cells: Iterable[Cell]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Every batch size the records hold, up to four columns (the most often filled ones)."""
     every = list(cells)
     known = [c.batch for c in every if c.kind != "none"] or [c.batch for c in every]
     counts = Counter(known)
-    chosen = sorted(sorted(counts, key=lambda b: (-counts[b], b))[:2])
+    chosen = sorted(sorted(counts, key=lambda b: (-counts[b], b))[:MAX_BATCH_COLUMNS])
     others = sorted(set(c.batch for c in every) - set(chosen))
     return tuple(chosen), tuple(others)
 
@@ -238,8 +245,13 @@ def _varying_fields(keys: Sequence[ConfigKey]) -> dict[str, list[str]]:
     return varying
 
 
-def _sort_key(key: ConfigKey) -> tuple[str, int, int, int, tuple[tuple[str, str], ...]]:
-    return (key.model_key, _METHOD_ORDER.get(key.method, 9), -key.rank, -key.bits, key.setting)
+def _sort_key(key: ConfigKey) -> tuple[str, int, int, int, tuple[tuple[str, int, str], ...]]:
+    # numbers inside settings sort as numbers (seq512 before seq1024)
+    setting = tuple(
+        (name, int(digits) if (digits := "".join(c for c in value if c.isdigit())) else 0, value)
+        for name, value in key.setting
+    )
+    return (key.model_key, _METHOD_ORDER.get(key.method, 9), -key.rank, -key.bits, setting)
 
 
 def build_memory(sources: Sources) -> MemoryData | None:
@@ -248,6 +260,20 @@ def build_memory(sources: Sources) -> MemoryData | None:
     Returns:
         The table's data, or None when there is no run or estimate record.
     """
+    return group_memory(sources.runs, sources.estimates)
+
+
+def group_memory(
+    run_records: Sequence[RunRecord],
+    estimate_records: Sequence[EstimateRecord],
+    weights_from: Sequence[EstimateRecord] = (),
+) -> MemoryData | None:
+    """Group records into rows and cells; ``weights_from`` estimates give weights and base rows only (no cells).
+
+    Returns:
+        The table's data, or None when there is no run or estimate record to make a row of.
+    """
+    sources = Sources("", runs=tuple(run_records), estimates=tuple(estimate_records))
     if not sources.runs and not sources.estimates:
         return None
     runs: dict[tuple[ConfigKey, int], list[RunRecord]] = {}
@@ -262,9 +288,11 @@ def build_memory(sources: Sources) -> MemoryData | None:
             params.setdefault(key, run.trainable_params)
     weights: dict[tuple[str, str, int, int, str], EstimateRecord] = {}
     bases: dict[str, BaseRow] = {}
-    for est in sources.estimates:
+    tagged = [(e, True) for e in sources.estimates] + [(e, False) for e in weights_from]
+    for est, with_cells in tagged:
         key = config_key(est.spec, est.model_key)
-        estimates.setdefault((key, est.spec.micro_batch), []).append(est)
+        if with_cells:
+            estimates.setdefault((key, est.spec.micro_batch), []).append(est)
         names[est.model_key] = est.model_name  # an estimate names the model as the catalog does
         weights.setdefault(key.weights_key, est)
         if est.trainable_params is not None:
@@ -302,9 +330,12 @@ def build_memory(sources: Sources) -> MemoryData | None:
                 base16_bytes=base.base_bytes_by_bits.get(16) if base is not None else None,
                 cells=cells[key],
                 failed_runs=tuple(failed.get(key, [])),
+                display_name=_row_name(key, names[key.model_key], ()),
             )
         )
     shown = [r.cell(b) for r in rows for b in batches]
+    every_varying = sorted({v for values in varying.values() for v in values})
+    first = dict(rows[0].key.setting) if rows else {}
     return MemoryData(
         bases=tuple(bases[k] for k in sorted(bases)),
         rows=tuple(rows),
@@ -312,32 +343,87 @@ def build_memory(sources: Sources) -> MemoryData | None:
         other_batches=others,
         counters=tuple(sorted({c.source for c in shown if c.kind == "measured" and c.source})),
         engines=tuple(sorted({c.source for c in shown if c.kind == "predicted" and c.source})),
+        varying=tuple(n for n, _ in rows[0].key.setting if n in every_varying) if rows else (),
+        shared=tuple((n, v) for n, v in first.items() if n not in every_varying),
     )
 
 
-def _note(data: MemoryData, unit: SizeUnit) -> str:
+# how a setting reads in a column header and a cell ("seq512" -> "512")
+SETTING_LABELS = {
+    "seq_len": ("Seq len", lambda v: v.removeprefix("seq")),
+    "targets": ("Targets", lambda v: v),
+    "optimizer": ("Optimizer", lambda v: v),
+    "grad_ckpt": ("Grad ckpt", lambda v: "on" if v == "ckpt" else "off"),
+    "dropout": ("Dropout", lambda v: v.removeprefix("dropout")),
+    "parallel": ("Devices", lambda v: v.replace("gpu-", " (") + ")"),
+}
+
+
+def setting_text(name: str, value: str) -> str:
+    """A setting as a cell reads it (``seq512`` -> ``512``, ``ckpt`` -> ``on``)."""
+    label = SETTING_LABELS.get(name)
+    return label[1](value) if label else value
+
+
+def shared_settings_line(data: MemoryData) -> str:
+    """``Every row: sequence length 512, targets q_proj+k_proj+v_proj, ...`` (the settings no row differs in)."""
+    words = {
+        "seq_len": "sequence length",
+        "targets": "targets",
+        "optimizer": "optimizer",
+        "grad_ckpt": "gradient checkpointing",
+        "dropout": "dropout",
+        "parallel": "devices",
+    }
+    parts = [f"{words.get(n, n)} {setting_text(n, v)}" for n, v in data.shared]
+    return "Every row: " + ", ".join(parts) + "." if parts else ""
+
+
+def _note(data: MemoryData, unit: SizeUnit, device: str = "GPU") -> str:
     size = "GB = 10^9 bytes (MB = 10^6)" if unit == "GB" else "GiB = 2^30 bytes (MiB = 2^20)"
-    parts = [f"GPU Memory: peak allocated bytes per device; {size}."]
-    measured = "; ".join(data.counters) if data.counters else "none in this report"
-    engines = ", ".join(data.engines) if data.engines else "none in this report"
-    parts.append(f"(m) measured in a lorabench run (counter: {measured}).")
-    parts.append(f"(p) predicted by lorabench estimate (engine: {engines}).")
-    parts.append("OOM (m): the run ran out of memory. n/a: no run or prediction for that cell.")
+    what = "GPU Memory" if device == "GPU" else "Memory"
+    parts = [f"{what}: peak allocated bytes per device; {size}."]
+    shared = shared_settings_line(data)
+    if shared:
+        parts.append(shared)
+    where = "on the CPU" if device == "CPU" else "on a GPU"
+    if data.counters:
+        parts.append(f"(m) measured {where} in a lorabench run (counter: {'; '.join(data.counters)}).")
+    if data.engines:
+        parts.append(f"(p) predicted for a CUDA device by lorabench estimate (engine: {', '.join(data.engines)}).")
+    if any(c.kind == "oom" for r in data.rows for c in r.cells.values()):
+        parts.append("OOM (m): the run ran out of memory.")
+    parts.append("n/a: no run or prediction for that cell.")
     parts.append(
         "Model Size: weights as loaded, adapter included (estimate records). "
         "Percentage: Model Size ÷ the model's 16-bit base weights."
     )
     if data.other_batches:
-        parts.append(f"Other batch sizes ({', '.join(map(str, data.other_batches))}) are in report.json.")
+        parts.append(
+            f"Other batch sizes ({', '.join(map(str, data.other_batches))}) are in report.csv and report.json."
+        )
     return " ".join(parts)
 
 
-def memory_table(data: MemoryData, unit: SizeUnit = "GB") -> Table:
-    """The seed's GPU memory table: a base row per model, then one row per configuration."""
+def memory_table(data: MemoryData, unit: SizeUnit = "GB", device: str = "GPU", title: str | None = None) -> Table:
+    """The seed's GPU memory table: a base row per model, then one row per configuration.
+
+    Columns follow the configurations present: one per batch size the records hold (up to four), and one per
+    setting the rows differ in (sequence length, targets, ...); settings every row shares are said in the note.
+
+    Args:
+        data: The rows.
+        unit: Size unit.
+        device: ``GPU`` or ``CPU`` (the device class the figures were measured or predicted on).
+        title: The table's title (default: the seed's).
+    """
+    prefix = "GPU Memory" if device == "GPU" else "Memory"
+    setting_headers = [SETTING_LABELS.get(n, (n, None))[0] for n in data.varying]
     headers = [
         "Models",
+        *setting_headers,
         "Parameters",
-        *(f"GPU Memory (Batch={b})" for b in data.batches),
+        *(f"{prefix} (Batch={b})" for b in data.batches),
         "Model Size",
         "Percentage",
     ]
@@ -348,6 +434,7 @@ def memory_table(data: MemoryData, unit: SizeUnit = "GB") -> Table:
             body.append(
                 [
                     base.name,
+                    *("-" for _ in data.varying),
                     format_count(base.base_params),
                     *("-" for _ in data.batches),
                     format_size(base.base_bytes_by_bits.get(16), unit),
@@ -356,13 +443,16 @@ def memory_table(data: MemoryData, unit: SizeUnit = "GB") -> Table:
             )
         for row in (r for r in data.rows if r.key.model_key == model_key):
             pct = row.percentage
+            setting = dict(row.key.setting)
             body.append(
                 [
-                    row.name,
+                    row.display_name or row.name,
+                    *(setting_text(n, setting[n]) for n in data.varying),
                     format_count(row.trainable_params),
                     *(row.cell(b).display(unit) for b in data.batches),
                     format_size(row.weights_bytes, unit),
                     NA if pct is None else f"{pct:.1f}%",
                 ]
             )
-    return Table(title="GPU Memory Usage for Fine-tuning", headers=headers, rows=body, note=_note(data, unit))
+    default = "GPU Memory Usage for Fine-tuning" if device == "GPU" else "CPU Memory Usage for Fine-tuning"
+    return Table(title=title or default, headers=headers, rows=body, note=_note(data, unit, device))

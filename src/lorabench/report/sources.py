@@ -60,6 +60,7 @@ class RunRecord:
         peak_reserved_bytes: Measured peak of reserved bytes per device (allocator cache included).
         peak_counter: The counter ``peak_allocated_bytes`` came from.
         device: ``cuda`` or ``cpu``.
+        device_name: What the run's environment names the device (``NVIDIA H200``, ``AMD EPYC``), if recorded.
         wall_time_s: Wall clock of the measured steps.
         gpu_hours: Wall time x GPUs (None on CPU).
         cost_usd: Priced GPU-hours, when the run priced itself.
@@ -84,6 +85,7 @@ class RunRecord:
     tokens_per_s_nonpad: float | None
     world_size: int
     dataset: str | None
+    device_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,8 @@ def _run(record: Mapping[str, Any], file: str) -> RunRecord:
     data = _mapping(record.get("data"), f"{file}: data")
     dataset = data.get("dataset", options.get("dataset"))
     counter = counters.get("peak_allocated_bytes")
+    names = _mapping(record.get("environment"), f"{file}: environment").get("device_names")
+    device_name = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else None
     return RunRecord(
         path=file,
         spec=spec,
@@ -235,6 +239,7 @@ def _run(record: Mapping[str, Any], file: str) -> RunRecord:
         tokens_per_s_nonpad=_number(metrics.get("tokens_per_s_nonpad"), f"{file}: metrics.tokens_per_s_nonpad"),
         world_size=_count(record.get("world_size"), f"{file}: world_size") or 1,
         dataset=None if dataset is None else str(dataset),
+        device_name=device_name,
     )
 
 
