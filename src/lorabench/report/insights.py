@@ -373,7 +373,10 @@ def _gap_reasons(row: CostRow, twin: CostRow) -> str:
     if time_prov.get("bits") == 8:
         reasons.append("the prediction takes bitsandbytes' LLM.int8 8-bit path, the slowest the fitting runs measured")
     if "EXTRAPOLATED" in str(time_prov.get("provenance", "")):
-        reasons.append(f"its 80% band is the fitting GPU's, extrapolated to the {row.gpu or 'target GPU'}")
+        reasons.append(
+            f"the time engine was fitted on another GPU than the {row.gpu or 'target GPU'}; its 80% band there "
+            "comes from its errors on published runs of other GPUs"
+        )
     return "; ".join(reasons) or "nothing more is known about the difference"
 
 
