@@ -117,7 +117,7 @@ def test_predicted_hours_against_published_hours_say_what_is_known() -> None:
     texts = [i.text for i in compute_insights(None, rows) if "predicted 20.0 h" in i.text]
     assert len(texts) == 2
     assert "FinLoRA, measured 14.9 h (0.74x): several adapters, summed; " in texts[0]
-    assert "LLM.int8" in texts[0] and "extrapolated to the A5000" in texts[0]
+    assert "LLM.int8" in texts[0] and "fitted on another GPU than the A5000" in texts[0]
     assert texts[1].endswith("(inside the band).")
     # a 4-bit prediction on its fitting GPU, against a figure nobody annotated: no invented reasons
     bare = CostRow(name="LoRA (FinLoRA, measured)", kind="self_hosted", time_s=14.9 * 3600)
