@@ -1,6 +1,7 @@
-"""Datasets as they are (JSONL, JSON, CSV, parquet, Arrow, save_to_disk, the local HF cache; alpaca, chat,
-sharegpt, text, completion and FinLoRA formats), built-in synthetic data, tokenizers, causal-LM encoding,
-batching and packing, and dataset statistics.
+"""Datasets as they are, built-in synthetic data, tokenizers, causal-LM encoding, batching, packing and stats.
+
+Files: JSONL, JSON, CSV, parquet, Arrow, save_to_disk folders, the local HF cache; formats: alpaca, chat,
+sharegpt, text, completion and FinLoRA.
 
 Heavy libraries (torch, transformers, tokenizers) are imported only when a function that needs them runs.
 """

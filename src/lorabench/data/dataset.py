@@ -1,5 +1,6 @@
-"""A dataset as the trainers see it: read (any supported file, folder or cached name, or a synthetic task), its
-format detected or given, rendered and tokenized for a sequence length.
+"""A dataset as the trainers see it: read, its format detected or given, rendered and tokenized.
+
+Sources: any supported file or folder, a cached dataset name, or a synthetic task.
 
 This is what ``lorabench run``, ``sweep``, ``data`` and ``cost`` share, so they count the same tokens.
 """
@@ -93,9 +94,7 @@ def load_dataset_records(
     """
     mapping = parse_fields(fields)
     if source.startswith(SYNTHETIC_PREFIX):
-        records: list[dict[str, Any]] = list(
-            synthetic_dataset(source.removeprefix(SYNTHETIC_PREFIX), examples, seed)
-        )
+        records: list[dict[str, Any]] = list(synthetic_dataset(source.removeprefix(SYNTHETIC_PREFIX), examples, seed))
     else:
         records = read_records(source)
     columns: list[str] = []

@@ -147,9 +147,7 @@ def _cap(segments: Sequence[tuple[str, bool]], keep_end: bool, limit: int) -> tu
     return out, cut
 
 
-def encode_rendered(
-    rendered: Sequence[Rendered], tokenizer: PreTrainedTokenizerBase, seq_len: int
-) -> EncodedExamples:
+def encode_rendered(rendered: Sequence[Rendered], tokenizer: PreTrainedTokenizerBase, seq_len: int) -> EncodedExamples:
     """Encode rendered records (:func:`lorabench.data.formats.render_records`) with loss on trainable segments.
 
     An example is ``[bos]`` (when the record asks for it and the tokenizer has one), each segment's tokens, and

@@ -1,5 +1,7 @@
-"""Read a dataset as it is, through the ``datasets`` library: JSONL, JSON arrays, CSV, parquet, Arrow files,
-``save_to_disk`` folders, or a dataset by name from the local Hugging Face cache (offline; never downloaded).
+"""Read a dataset as it is, through the ``datasets`` library.
+
+JSONL, JSON arrays, CSV, parquet, Arrow files, ``save_to_disk`` folders, or a dataset by name from the local
+Hugging Face cache (offline; never downloaded).
 
 Parsing is the library's; lorabench only picks the loader, takes the train split, and turns failures into one
 line naming the file and, for JSON Lines, the first line that does not parse.

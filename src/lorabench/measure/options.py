@@ -21,14 +21,16 @@ class RunOptions(BaseModel):
     :func:`lorabench.data.read.read_records`), a dataset name in the local Hugging Face cache, or
     ``synthetic:TASK`` for a built-in synthetic finance dataset of ``examples`` records. ``format`` names its
     format (``alpaca``, ``chat``, ``sharegpt``, ``text``, ``completion``, ``finlora``; default: detected from
-    the columns) and ``fields`` maps a format's fields to other columns (``"output=answer"``). ``max_steps`` counts optimizer steps; without
-    it the run lasts ``epochs`` (default: the spec's) passes over the data. ``warmup_steps`` are excluded from
+    the columns) and ``fields`` maps a format's fields to other columns (``"output=answer"``).
+    ``max_steps`` counts optimizer steps; without it the run lasts ``epochs`` (default: the spec's) passes
+    over the data. ``warmup_steps`` are excluded from
     throughput (never from the wall clock) and the learning rate ramps up linearly over them.
     ``batching="pad_to_max"`` pads every batch to the sequence length, as FinLoRA did, so every step is the
     worst case for memory; ``longest`` pads to the longest example of each batch; ``length_grouped`` also
     groups similar lengths; ``packed`` packs whole examples into rows of ``seq_len`` tokens with position ids
-    that restart at each one (Axolotl's ``sample_packing``, TRL's ``packing``). ``cpu_dtype`` chooses a 16-bit base's dtype on CPU: ``auto`` is bf16 where the CPU
-    computes it natively, else fp32 (see :func:`lorabench.models.load.training_dtype`); GPUs always use bf16.
+    that restart at each one (Axolotl's ``sample_packing``, TRL's ``packing``). ``cpu_dtype`` chooses a
+    16-bit base's dtype on CPU: ``auto`` is bf16 where the CPU computes it natively, else fp32 (see
+    :func:`lorabench.models.load.training_dtype`); GPUs always use bf16.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)

@@ -15,7 +15,6 @@ import itertools
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -25,7 +24,6 @@ from lorabench.data import (
     batch_token_counts,
     build_tokenizer,
     collate,
-    encode_examples,
     load_tokenizer,
     make_batches,
     model_inputs,
@@ -148,8 +146,10 @@ def _total_steps(spec: RunSpec, options: RunOptions, batches_per_rank: int) -> i
 
 
 def _step_shape(micros: Sequence[list[Example]], pad_to: int | None) -> tuple[tuple[int, int, bool], ...]:
-    """Per micro-batch: rows, padded length, whether a 4-D mask is built (padding, or packed rows) -- what
-    allocations depend on."""
+    """Per micro-batch: rows, padded length, whether a 4-D mask is built (padding or packed rows).
+
+    These are what allocations depend on.
+    """
     shapes = []
     for batch in micros:
         length = pad_to or max((len(e) for e in batch), default=0)
