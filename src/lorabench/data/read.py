@@ -88,6 +88,22 @@ def _check_line_lengths(path: Path) -> None:
                 )
 
 
+def _string_columns(path: Path, delimiter: str) -> Any:
+    """Every column of a CSV header as a string feature (the header row only is read here)."""
+    import csv
+
+    import datasets
+
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle, delimiter=delimiter), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read the CSV header ({exc})") from None
+    if not header or len(set(header)) != len(header):
+        raise DataError(f"{path}: the CSV header must name each column once (got {header})")
+    return datasets.Features({name: datasets.Value("string") for name in header})
+
+
 def _load_file(path: Path) -> Any:
     import datasets
 
@@ -102,7 +118,10 @@ def _load_file(path: Path) -> Any:
             raise DataError(f"{path}: dataset has no records")
     except OSError as exc:
         raise DataError(f"{path}: cannot read dataset ({exc.strerror or exc})") from None
-    kwargs: dict[str, Any] = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    kwargs: dict[str, Any] = {}
+    if loader == "csv":  # every cell is text (no number or NaN guessing), as the formats read strings
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        kwargs = {"delimiter": delimiter, "keep_default_na": False, "features": _string_columns(path, delimiter)}
     logger = logging.getLogger("datasets")
     level = logger.level
     logger.setLevel(logging.CRITICAL + 1)  # datasets logs the parse error it then raises; the DataError says it
