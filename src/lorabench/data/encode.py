@@ -17,7 +17,7 @@ import bisect
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from lorabench.errors import DataError
 
@@ -275,16 +275,19 @@ def collate(batch: Sequence[Example], pad_id: int, pad_to: int | None = None) ->
     return tensors
 
 
-def model_inputs(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The tensors to pass to the model: a packed batch goes without its attention mask.
+def model_inputs(tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The keyword arguments of the model's forward: a packed batch goes without its attention mask and cache.
 
     With ``position_ids`` that restart at every packed sequence and no attention mask, transformers finds the
     sequence boundaries itself (``find_packed_sequence_indices``): flash attention takes its varlen path and
     sdpa / eager build a block-diagonal causal mask, as with TRL's ``padding_free`` and
-    ``DataCollatorWithFlattening``. The mask is kept in the collated batch only to count non-pad tokens.
+    ``DataCollatorWithFlattening``. It looks only when no key/value cache is passed, and a model whose config
+    says ``use_cache`` makes one even in training, so ``use_cache=False`` goes with packed batches (without it
+    the packed examples would attend to each other). The mask is kept in the collated batch only to count
+    non-pad tokens.
     """
     if "position_ids" in tensors:
-        return {k: v for k, v in tensors.items() if k != "attention_mask"}
+        return {**{k: v for k, v in tensors.items() if k != "attention_mask"}, "use_cache": False}
     return dict(tensors)
 
 

@@ -325,10 +325,10 @@ def run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None = 
                 tensors = collate(micros[micro], data.pad_id, data.pad_to)
                 p, n = batch_token_counts(tensors)
                 padded, nonpad, samples = padded + p, nonpad + n, samples + int(tensors["input_ids"].shape[0])
-                tensors = {k: v.to(device) for k, v in model_inputs(tensors).items()}
+                tensors = {k: v.to(device) for k, v in tensors.items()}
                 sync = micro == spec.grad_accum - 1
                 with accelerator.no_sync(model) if not sync and world > 1 else _null():
-                    loss = model(**tensors).loss / spec.grad_accum
+                    loss = model(**model_inputs(tensors)).loss / spec.grad_accum
                     accelerator.backward(loss)
                 step_loss += float(loss.detach())
             optimizer.step()
