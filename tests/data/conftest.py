@@ -12,7 +12,11 @@ CHAT_TEMPLATE = (
 )
 
 ALPACA = [
-    {"instruction": f"Name the sentiment of review {i}.", "input": "Great product." if i % 2 else "", "output": "positive"}
+    {
+        "instruction": f"Name the sentiment of review {i}.",
+        "input": "Great product." if i % 2 else "",
+        "output": "positive",
+    }
     for i in range(8)
 ]
 CHAT = [

@@ -30,7 +30,9 @@ def test_alpaca_uses_the_standard_prompt_and_trains_on_the_response(tok: PreTrai
     assert template is None
     no_input, with_input = rendered
     assert no_input.segments[0] == (ALPACA_PROMPT_NO_INPUT.format(instruction=ROWS["alpaca"][0]["instruction"]), False)
-    assert with_input.segments[0][0] == ALPACA_PROMPT.format(instruction=ROWS["alpaca"][1]["instruction"], input="Great product.")
+    assert with_input.segments[0][0] == ALPACA_PROMPT.format(
+        instruction=ROWS["alpaca"][1]["instruction"], input="Great product."
+    )
     encoded = encode_rendered(rendered, tok, 256)
     assert _trained_text(tok, encoded[0].input_ids, encoded[0].labels) == "positive</s>"
 

@@ -73,8 +73,9 @@ def test_bad_files_name_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(DataError) as exc:
         read_records(parquet)
     assert _one_line(exc).startswith(f"{parquet}: cannot read as parquet")
-    with pytest.raises(DataError, match="unknown dataset file type .txt"):
-        read_records(tmp_path / "x.txt") if (tmp_path / "x.txt").write_text("hi") else None
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(DataError, match=r"unknown dataset file type \.txt"):
+        read_records(tmp_path / "x.txt")
     with pytest.raises(DataError, match="no such file"):
         read_records(tmp_path / "missing.jsonl")
     empty = tmp_path / "empty.jsonl"
@@ -100,7 +101,12 @@ def test_records_that_do_not_fit_the_format_name_file_and_record(tmp_path: Path)
         ({"messages": "hello"}, "must be a list of turns"),
     ]
     for row, needle in cases:
-        path.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n" + json.dumps(row) + "\n")
+        path.write_text(
+            json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+            + "\n"
+            + json.dumps(row)
+            + "\n"
+        )
         loaded = load_dataset_records(str(path), "chat")
         with pytest.raises(DataError) as exc:
             loaded.render(None)

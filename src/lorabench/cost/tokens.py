@@ -156,7 +156,8 @@ def count_tokens(
     if not rendered:
         raise DataError(f"{path}: dataset has no records")
     if tok is not None:
-        full = encode_rendered(rendered, tok, min(cap, _UNCAPPED)).full_lengths
+        limit = MAX_CHARS_PER_TOKEN * cap
+        full = encode_rendered(rendered, tok, _UNCAPPED, char_limit=limit).full_lengths
         method, exact = f"exact: tokenizer at {tokenizer}, records rendered as {kind}", True
     else:
         limit = MAX_CHARS_PER_TOKEN * cap

@@ -147,13 +147,16 @@ def _cap(segments: Sequence[tuple[str, bool]], keep_end: bool, limit: int) -> tu
     return out, cut
 
 
-def encode_rendered(rendered: Sequence[Rendered], tokenizer: PreTrainedTokenizerBase, seq_len: int) -> EncodedExamples:
+def encode_rendered(
+    rendered: Sequence[Rendered], tokenizer: PreTrainedTokenizerBase, seq_len: int, char_limit: int | None = None
+) -> EncodedExamples:
     """Encode rendered records (:func:`lorabench.data.formats.render_records`) with loss on trainable segments.
 
     An example is ``[bos]`` (when the record asks for it and the tokenizer has one), each segment's tokens, and
     a trainable ``eos`` (when the record asks for it). Too long: a record with ``keep_end`` (one response at the
     end) loses prompt tokens from the left and is dropped when the response alone does not fit; any other keeps
-    its first ``seq_len`` tokens and is dropped when no trainable token is left.
+    its first ``seq_len`` tokens and is dropped when no trainable token is left. Segments are first cut at
+    ``char_limit`` characters (default :data:`MAX_CHARS_PER_TOKEN` x ``seq_len``).
 
     Raises:
         DataError: No records, a tokenizer without an eos token, ``seq_len`` below 2, or every record dropped.
@@ -165,7 +168,7 @@ def encode_rendered(rendered: Sequence[Rendered], tokenizer: PreTrainedTokenizer
     if not isinstance(eos, int):
         raise DataError(f"tokenizer {type(tokenizer).__name__} has no eos token; cannot mark where targets end")
     bos = tokenizer.bos_token_id
-    limit = MAX_CHARS_PER_TOKEN * seq_len
+    limit = MAX_CHARS_PER_TOKEN * seq_len if char_limit is None else char_limit
     capped_flags: list[bool] = []
     texts: list[str] = []
     shapes: list[list[bool]] = []
