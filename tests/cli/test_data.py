@@ -134,11 +134,14 @@ def test_data_command_prints_the_jobs_size_and_its_record_feeds_cost_and_estimat
 @pytest.mark.parametrize(
     ("rows", "needle"),
     [
-        ([{"messages": [{"role": "user", "content": "hi"}, {"content": "x"}]}], "record 0: messages[1]: missing role"),
-        ([{"conversations": []}], "record 0: field conversations is an empty conversation"),
+        (
+            [{"messages": [{"role": "user", "content": "hi"}, {"content": "x"}]}],
+            "bad.jsonl:1: messages[1]: missing role",
+        ),
+        ([{"conversations": []}], "bad.jsonl:1: field conversations is an empty conversation"),
         (
             [{"prompt": "a", "completion": "b"}, {"prompt": "a", "completion": 3}],
-            "record 1: field completion must be a string",
+            "bad.jsonl:2: field completion must be a string",
         ),
     ],
 )

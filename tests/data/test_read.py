@@ -97,6 +97,7 @@ def test_records_that_do_not_fit_the_format_name_file_and_record(tmp_path: Path)
         ({"messages": [{"content": "hi"}]}, "messages[0]: missing role"),
         ({"messages": []}, "empty conversation"),
         ({"messages": [{"role": "user", "content": 3}]}, "content must be a string"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "unknown role"),
         ({"messages": [{"role": "user", "content": "hi"}]}, "no assistant turn"),
         ({"messages": "hello"}, "must be a list of turns"),
     ]
@@ -111,7 +112,7 @@ def test_records_that_do_not_fit_the_format_name_file_and_record(tmp_path: Path)
         with pytest.raises(DataError) as exc:
             loaded.render(None)
         message = _one_line(exc)
-        assert message.startswith(f"{path}: record 1") and needle in message, message
+        assert message.startswith(f"{path}:2: ") and needle in message, message
 
 
 def test_format_override_and_field_mapping(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from lorabench.data.formats import (
     render_records,
     required_columns,
 )
-from lorabench.data.read import read_records
+from lorabench.data.read import read_dataset
 from lorabench.data.synthetic import synthetic_dataset
 from lorabench.errors import DataError
 
@@ -44,6 +44,7 @@ class LoadedDataset:
         detected: True when the format was found from the columns, False when given.
         fields: Column renaming (canonical field -> column).
         unused_columns: Columns the format does not read (reported, never trained on).
+        lines: The line of each record in a JSON Lines file (for messages), else None.
     """
 
     source: str
@@ -52,10 +53,11 @@ class LoadedDataset:
     detected: bool
     fields: dict[str, str] = field(default_factory=dict)
     unused_columns: tuple[str, ...] = ()
+    lines: tuple[int, ...] | None = None
 
     def render(self, tokenizer: PreTrainedTokenizerBase | None = None) -> tuple[list[Rendered], str | None]:
         """Render every record (see :func:`lorabench.data.formats.render_records`)."""
-        return render_records(self.records, self.data_format, self.fields, tokenizer, self.source)
+        return render_records(self.records, self.data_format, self.fields, tokenizer, self.source, self.lines)
 
     def describe(self) -> dict[str, Any]:
         """What was read and how, for records and JSON output."""
@@ -93,10 +95,11 @@ def load_dataset_records(
         DataError: Unreadable dataset, unknown format, or columns that fit no format (or not the one given).
     """
     mapping = parse_fields(fields)
+    lines = None
     if source.startswith(SYNTHETIC_PREFIX):
         records: list[dict[str, Any]] = list(synthetic_dataset(source.removeprefix(SYNTHETIC_PREFIX), examples, seed))
     else:
-        records = read_records(source)
+        records, lines = read_dataset(source)
     columns: list[str] = []
     for record in records:
         if isinstance(record, dict):
@@ -121,6 +124,7 @@ def load_dataset_records(
         detected=data_format is None,
         fields=mapping,
         unused_columns=tuple(c for c in columns if c not in read),
+        lines=tuple(lines) if lines is not None else None,
     )
 
 

@@ -125,6 +125,9 @@ def parse_fields(value: str | Mapping[str, str] | None) -> dict[str, str]:
 def detect_format(columns: Sequence[str], fields: Mapping[str, str] | None = None) -> DataFormat:
     """The format whose required fields the columns hold (after ``fields`` renaming).
 
+    Columns holding some of exactly one format's fields choose that format (rendering then names the record
+    missing the others).
+
     Raises:
         DataError: No format matches; the message lists the columns and each format's fields.
     """
@@ -134,6 +137,10 @@ def detect_format(columns: Sequence[str], fields: Mapping[str, str] | None = Non
         required, _ = _FIELDS[name]
         if all(mapping.get(f, f) in present for f in required):
             return name  # type: ignore[return-value]
+    # columns that hold part of one format's fields: that format, so the record missing the rest is named
+    partial = [n for n in _DETECT if any(mapping.get(f, f) in present for f in _FIELDS[n][0])]
+    if len(partial) == 1:
+        return partial[0]  # type: ignore[return-value]
     wanted = "; ".join(f"{n}: {', '.join(_FIELDS[n][0])}" for n in _DETECT)
     raise DataError(
         f"no known format in columns {', '.join(sorted(present)) or '(none)'} ({wanted}); "
@@ -231,6 +238,7 @@ def render_records(
     fields: Mapping[str, str] | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
     source: str = "dataset",
+    lines: Sequence[int] | None = None,
 ) -> tuple[list[Rendered], str | None]:
     """Render every record of one format.
 
@@ -241,6 +249,8 @@ def render_records(
         tokenizer: A tokenizer whose chat template renders chat and ShareGPT records; None or one without a
             template uses the ChatML-style fallback.
         source: The file name, for messages.
+        lines: The line of each record in a JSON Lines file (messages say ``file:line``); else ``record N``
+            (1-based).
 
     Returns:
         The rendered records, and how chat records were templated (None for other formats).
@@ -261,7 +271,7 @@ def render_records(
         template = "the tokenizer's chat template (apply_chat_template)" if has else CHATML_FALLBACK
     rendered: list[Rendered] = []
     for index, record in enumerate(records):
-        where = f"{source}: record {index}"
+        where = f"{source}:{lines[index]}" if lines is not None else f"{source}: record {index + 1}"
         if not isinstance(record, Mapping):
             raise DataError(f"{where}: expected an object, got {type(record).__name__}")
         if data_format == "finlora":

@@ -18,7 +18,7 @@ from typing import Any
 
 from lorabench.errors import DataError
 
-__all__ = ["MAX_RECORD_BYTES", "SUFFIX_LOADERS", "read_records"]
+__all__ = ["MAX_RECORD_BYTES", "SUFFIX_LOADERS", "read_dataset", "read_records"]
 
 SUFFIX_LOADERS: dict[str, str] = {
     ".jsonl": "json",
@@ -79,13 +79,28 @@ def _as_split(data: Any, source: str) -> Any:
     return data
 
 
-def _check_line_lengths(path: Path) -> None:
+def _scan_json_lines(path: Path, lines: bool) -> list[int]:
+    """Check each line's size (and, for JSON Lines, that it is UTF-8 and opens an object); the record lines.
+
+    This reads bytes only (the JSON is parsed by ``datasets``), so a bad line is named before parsing starts.
+    """
+    numbers: list[int] = []
     with path.open("rb") as handle:
         for number, raw in enumerate(iter(lambda: handle.readline(MAX_RECORD_BYTES + 1), b""), start=1):
             if len(raw) > MAX_RECORD_BYTES:
                 raise DataError(
                     f"{path}: line {number} is longer than {MAX_RECORD_BYTES // 2**20} MiB (the per-record cap)"
                 )
+            if not lines or not raw.strip():
+                continue
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{path}:{number}: not UTF-8 text") from None
+            if not raw.lstrip().startswith(b"{"):
+                raise DataError(f"{path}:{number}: expected a JSON object on each line")
+            numbers.append(number)
+    return numbers
 
 
 def _string_columns(path: Path, delimiter: str) -> Any:
@@ -104,15 +119,19 @@ def _string_columns(path: Path, delimiter: str) -> Any:
     return datasets.Features({name: datasets.Value("string") for name in header})
 
 
-def _load_file(path: Path) -> Any:
+def _load_file(path: Path) -> tuple[Any, list[int] | None]:
     import datasets
 
     loader = SUFFIX_LOADERS.get(path.suffix.lower())
     if loader is None:
         allowed = ", ".join(SUFFIX_LOADERS)
         raise DataError(f"{path}: unknown dataset file type {path.suffix or '(none)'} (allowed: {allowed})")
+    line_numbers = None
     if loader == "json":
-        _check_line_lengths(path)
+        with path.open("rb") as handle:
+            head = handle.read(4096).lstrip()
+        json_lines = path.suffix.lower() != ".json" or not head.startswith(b"[")
+        line_numbers = _scan_json_lines(path, json_lines) or None
     try:
         if not path.read_bytes()[:65536].strip() and path.stat().st_size < 65536:
             raise DataError(f"{path}: dataset has no records")
@@ -127,9 +146,10 @@ def _load_file(path: Path) -> Any:
     logger.setLevel(logging.CRITICAL + 1)  # datasets logs the parse error it then raises; the DataError says it
     with tempfile.TemporaryDirectory(prefix="lorabench-datasets-") as cache:
         try:
-            return datasets.load_dataset(
+            data = datasets.load_dataset(
                 loader, data_files=str(path), split="train", cache_dir=cache, keep_in_memory=True, **kwargs
             )
+            return data, line_numbers
         except Exception as exc:  # datasets wraps pyarrow's and pandas' errors in its own
             where = _first_bad_json_line(path) if loader == "json" else None
             raise DataError(where or f"{path}: cannot read as {loader} ({_reason(exc)})") from None
@@ -155,7 +175,12 @@ def _load_by_name(name: str) -> Any:
 
 
 def read_records(source: str | Path) -> list[dict[str, Any]]:
-    """Every row of a dataset, as plain Python objects.
+    """Every row of a dataset, as plain Python objects (see :func:`read_dataset`)."""
+    return read_dataset(source)[0]
+
+
+def read_dataset(source: str | Path) -> tuple[list[dict[str, Any]], list[int] | None]:
+    """Every row of a dataset, as plain Python objects, and for JSON Lines the line number of each row.
 
     Args:
         source: A file (``.jsonl``, ``.json`` -- lines or one array --, ``.csv``, ``.tsv``, ``.parquet``,
@@ -163,7 +188,7 @@ def read_records(source: str | Path) -> list[dict[str, Any]]:
             ``train`` split), or a dataset name found in the local Hugging Face cache.
 
     Returns:
-        One dict per row, in file order.
+        One dict per row, in file order; the 1-based line of each row for JSON Lines, else None.
 
     Raises:
         DataError: Unreadable or malformed file (file and line named where the format has lines), a line over
@@ -171,6 +196,7 @@ def read_records(source: str | Path) -> list[dict[str, Any]]:
     """
     _quiet_datasets()
     path = Path(source)
+    line_numbers = None
     if path.is_dir():
         import datasets
 
@@ -181,12 +207,17 @@ def read_records(source: str | Path) -> list[dict[str, Any]]:
         except Exception as exc:
             raise DataError(f"{path}: not a datasets save_to_disk folder ({_reason(exc)})") from None
     elif path.is_file():
-        data = _load_file(path)
+        data, line_numbers = _load_file(path)
     elif path.suffix.lower() in SUFFIX_LOADERS or str(source).startswith((".", "/", "~")):
         raise DataError(f"{path}: cannot read dataset (no such file)")
     else:
         data = _load_by_name(str(source))
-    rows: list[dict[str, Any]] = data.to_list()
+    try:
+        rows: list[dict[str, Any]] = data.to_list()
+    except UnicodeDecodeError:
+        raise DataError(f"{source}: a text column is not UTF-8 text") from None
     if not rows:
         raise DataError(f"{source}: dataset has no records")
-    return rows
+    if line_numbers is not None and len(line_numbers) != len(rows):
+        line_numbers = None
+    return rows, line_numbers

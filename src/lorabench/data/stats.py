@@ -174,9 +174,9 @@ def job_tokens(value: str, seq_len: int, micro_batch: int, epochs: float, model:
         DataError: Not a positive integer, a readable data record or a readable dataset.
     """
     text = value.strip().replace("_", "").replace(",", "")
-    if text.isdigit():
+    if text.lstrip("+-").isdigit():
         if int(text) <= 0:
-            raise DataError(f"--tokens: must be positive (got {value})")
+            raise DataError(f"--tokens: must be a positive number of tokens, a data record or a dataset (got {value})")
         return int(text)
     from lorabench.cost.tokens import read_data_record
     from lorabench.data.dataset import load_dataset_records
