@@ -342,6 +342,16 @@ CASES: list[Case] = [
         {"d.jsonl": '{"context": "a", "target": ' + "9" * 5000 + "}\n"},
     ),
     _case("synthetic-unknown", "run --model tiny --dataset synthetic:poetry --out {d}/o", "poetry"),
+    _case(
+        "data-bad-chat-record",
+        "data {d}/c.jsonl --model tiny --out {d}/o.json",
+        "c.jsonl:2: messages[0]: missing role",
+        {
+            "c.jsonl": '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+            '{"messages": [{"content": "hi"}]}\n'
+        },
+        absent=("o.json",),
+    ),
     # --- run options
     _case("run-nproc-zero", "run --model tiny --nproc 0 --out {d}/o", "--nproc"),
     _case("run-examples-zero", "run --model tiny --examples 0 --out {d}/o", "--examples"),

@@ -82,7 +82,7 @@ def test_examples_whose_target_does_not_fit_are_dropped(tok: PreTrainedTokenizer
 def test_encode_bad_inputs(tok: PreTrainedTokenizerFast) -> None:
     with pytest.raises(DataError, match="no records"):
         encode_examples([], tok, seq_len=64)
-    with pytest.raises(DataError, match="record 1: field target"):
+    with pytest.raises(DataError, match="record 2: field target"):
         encode_examples([{"context": "a", "target": "b"}, {"context": "a"}], tok, seq_len=64)
     with pytest.raises(DataError, match="seq_len"):
         encode_examples([{"context": "a", "target": "b"}], tok, seq_len=1)

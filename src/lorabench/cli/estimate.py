@@ -67,7 +67,11 @@ def estimate_command(
     ] = "simulate",
     device: Annotated[str, typer.Option(help="Predict memory for cuda (default) or cpu training.")] = "cuda",
     tokens: Annotated[
-        int | None, typer.Option(help="Tokens the whole job processes, for the time prediction (needs --gpu).")
+        str | None,
+        typer.Option(
+            help="Tokens the whole job processes, for the time prediction (needs --gpu): a number, a "
+            "`lorabench data --json` record, or a dataset (its tokens per epoch x the spec's epochs)."
+        ),
     ] = None,
     calibration: Annotated[Path | None, typer.Option(help="A `lorabench calibrate` file for the time engine.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
@@ -104,11 +108,17 @@ def estimate_command(
     )
     loaded = load_spec_source(config, overrides)
     print_ignored_keys(loaded)
+    job_tokens = None
+    if tokens is not None:
+        from lorabench.data.stats import job_tokens as count_job_tokens
+
+        spec = loaded.spec
+        job_tokens = count_job_tokens(tokens, spec.seq_len, spec.micro_batch, spec.epochs, spec.model)
     record = estimate(
         loaded.spec,
         engine=cast("Engine", engine),
         device=cast(Device, device),
-        tokens=tokens,
+        tokens=job_tokens,
         calibration=calibration,
         loaded=loaded,
     ).record

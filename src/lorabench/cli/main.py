@@ -13,6 +13,7 @@ import typer
 from lorabench.cli.calibrate import calibrate_command
 from lorabench.cli.catalog import catalog_command
 from lorabench.cli.cost import cost_command
+from lorabench.cli.data import data_command
 from lorabench.cli.demo import demo_command
 from lorabench.cli.estimate import estimate_command
 from lorabench.cli.fit import fit_command
@@ -82,6 +83,7 @@ app.command("models")(models_command)
 app.command("run")(run_command)
 app.command("sweep")(sweep_command)
 app.command("cost")(cost_command)
+app.command("data")(data_command)
 app.command("catalog")(catalog_command)
 app.command("calibrate")(calibrate_command)
 app.command("report")(report_command)

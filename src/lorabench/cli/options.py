@@ -20,6 +20,8 @@ __all__ = [
     "BatchOpt",
     "BitsOpt",
     "ConfigOpt",
+    "DataFieldsOpt",
+    "DataFormatOpt",
     "DropoutOpt",
     "EpochsOpt",
     "GpuOpt",
@@ -103,6 +105,25 @@ ParallelismOpt = Annotated[
     str | None, typer.Option(help="single | ddp | zero1 | zero2 | zero3.", rich_help_panel=_SPEC)
 ]
 
+
+_DATA = "Data"
+DataFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Dataset format: alpaca | chat | sharegpt | text | completion | finlora (default: detected from the "
+        "columns).",
+        rich_help_panel=_DATA,
+    ),
+]
+DataFieldsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fields",
+        help="Map a format's fields to your columns, e.g. output=answer,instruction=question.",
+        rich_help_panel=_DATA,
+    ),
+]
 
 WideOpt = Annotated[
     bool,

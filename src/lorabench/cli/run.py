@@ -17,6 +17,8 @@ from lorabench.cli.options import (
     BatchOpt,
     BitsOpt,
     ConfigOpt,
+    DataFieldsOpt,
+    DataFormatOpt,
     DropoutOpt,
     EpochsOpt,
     GpuOpt,
@@ -60,11 +62,14 @@ def run_command(
     dataset: Annotated[
         str | None,
         typer.Option(
-            help="FinLoRA-format JSONL file, or synthetic:TASK (sentiment, headline, ner, xbrl, formula). "
+            help="Dataset: JSONL, JSON, CSV, parquet or Arrow file, a save_to_disk folder, a dataset name in the local "
+            "HF cache, or synthetic:TASK (sentiment, headline, ner, xbrl, formula). "
             "Default: the --config file's dataset when it is such a local file, else synthetic:sentiment.",
             rich_help_panel=_RUN,
         ),
     ] = None,
+    data_format: DataFormatOpt = None,
+    fields: DataFieldsOpt = None,
     examples: Annotated[int, typer.Option(help="Records of a synthetic dataset.", rich_help_panel=_RUN)] = 256,
     max_steps: Annotated[
         int | None, typer.Option(help="Optimizer steps (default: epochs over the data).", rich_help_panel=_RUN)
@@ -81,7 +86,12 @@ def run_command(
         typer.Option(help="Build the model from its config with random weights (no download).", rich_help_panel=_RUN),
     ] = False,
     batching: Annotated[
-        str, typer.Option(help="pad_to_max | longest | length_grouped.", rich_help_panel=_RUN)
+        str,
+        typer.Option(
+            help="pad_to_max | longest | length_grouped | packed (whole examples packed into seq-len rows, "
+            "position ids restart per example).",
+            rich_help_panel=_RUN,
+        ),
     ] = "pad_to_max",
     usd_per_gpu_hour: Annotated[
         float | None, typer.Option(help="Rate for cost_usd (default: catalog rate of the GPU).", rich_help_panel=_RUN)
@@ -135,6 +145,8 @@ def run_command(
     options = _options(
         RunOptions,
         dataset=dataset,
+        format=data_format,
+        fields=fields,
         examples=examples,
         max_steps=max_steps,
         warmup_steps=warmup_steps,

@@ -41,6 +41,10 @@ class DatasetSpec(BaseModel):
     path: Path | None = None
     tokenizer: Path | None = None
     fields: tuple[str, ...] = ("context", "target")
+    # the dataset's format and column renaming, as `lorabench data --format/--fields` (default: detected)
+    format: Literal["finlora", "alpaca", "completion", "text", "chat", "sharegpt"] | None = None
+    columns: dict[str, str] | None = None
+    max_tokens_per_example: int | None = Field(default=None, ge=2)
 
     @model_validator(mode="after")
     def _tokens_or_path(self) -> DatasetSpec:
@@ -684,7 +688,14 @@ def evaluate(scenario: Scenario, catalog: Catalog) -> list[CostRow]:
     examples: int | None = dataset.examples
     token_prov: dict[str, Any] = {"kind": "input"}
     if dataset.path is not None:
-        counted = count_tokens(dataset.path, dataset.tokenizer, dataset.fields)
+        counted = count_tokens(
+            dataset.path,
+            dataset.tokenizer,
+            dataset.fields,
+            data_format=dataset.format,
+            columns=dataset.columns,
+            max_tokens_per_example=dataset.max_tokens_per_example,
+        )
         tokens, examples = counted.total_tokens, examples or counted.examples
         token_prov = {
             "kind": "measured" if counted.exact else "estimated",

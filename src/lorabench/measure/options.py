@@ -17,14 +17,20 @@ SYNTHETIC_PREFIX = "synthetic:"
 class RunOptions(BaseModel):
     """How to run a spec: dataset, length, warm-up, seed, output folder.
 
-    ``dataset`` is a JSONL path in FinLoRA's ``{"context", "target"}`` format, or ``synthetic:TASK`` for a
-    built-in synthetic finance dataset of ``examples`` records. ``max_steps`` counts optimizer steps; without
-    it the run lasts ``epochs`` (default: the spec's) passes over the data. ``warmup_steps`` are excluded from
+    ``dataset`` is a dataset file or folder (JSONL, JSON array, CSV, parquet, Arrow, ``save_to_disk``; see
+    :func:`lorabench.data.read.read_records`), a dataset name in the local Hugging Face cache, or
+    ``synthetic:TASK`` for a built-in synthetic finance dataset of ``examples`` records. ``format`` names its
+    format (``alpaca``, ``chat``, ``sharegpt``, ``text``, ``completion``, ``finlora``; default: detected from
+    the columns) and ``fields`` maps a format's fields to other columns (``"output=answer"``).
+    ``max_steps`` counts optimizer steps; without it the run lasts ``epochs`` (default: the spec's) passes
+    over the data. ``warmup_steps`` are excluded from
     throughput (never from the wall clock) and the learning rate ramps up linearly over them.
     ``batching="pad_to_max"`` pads every batch to the sequence length, as FinLoRA did, so every step is the
     worst case for memory; ``longest`` pads to the longest example of each batch; ``length_grouped`` also
-    groups similar lengths. ``cpu_dtype`` chooses a 16-bit base's dtype on CPU: ``auto`` is bf16 where the CPU
-    computes it natively, else fp32 (see :func:`lorabench.models.load.training_dtype`); GPUs always use bf16.
+    groups similar lengths; ``packed`` packs whole examples into rows of ``seq_len`` tokens with position ids
+    that restart at each one (Axolotl's ``sample_packing``, TRL's ``packing``). ``cpu_dtype`` chooses a
+    16-bit base's dtype on CPU: ``auto`` is bf16 where the CPU computes it natively, else fp32 (see
+    :func:`lorabench.models.load.training_dtype`); GPUs always use bf16.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -37,7 +43,9 @@ class RunOptions(BaseModel):
     seed: Annotated[int, NotBool] = Field(default=0, ge=-(2**63), lt=2**63)
     out: Path
     random_weights: bool = False
-    batching: Literal["pad_to_max", "longest", "length_grouped"] = "pad_to_max"
+    format: Literal["finlora", "alpaca", "completion", "text", "chat", "sharegpt"] | None = None
+    fields: str | dict[str, str] | None = None
+    batching: Literal["pad_to_max", "longest", "length_grouped", "packed"] = "pad_to_max"
     usd_per_gpu_hour: float | None = Field(default=None, gt=0)
     trackers: bool = True
     cpu_dtype: Literal["auto", "bf16", "fp32"] = "auto"

@@ -15,7 +15,6 @@ import itertools
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -25,13 +24,13 @@ from lorabench.data import (
     batch_token_counts,
     build_tokenizer,
     collate,
-    encode_examples,
     load_tokenizer,
     make_batches,
+    model_inputs,
     pad_to_for,
-    read_jsonl,
-    synthetic_dataset,
 )
+from lorabench.data.dataset import LoadedDataset, load_dataset_records, training_texts
+from lorabench.data.encode import MAX_CHARS_PER_TOKEN, encode_rendered
 from lorabench.errors import ConfigError, DataError, LorabenchError, MeasurementError
 from lorabench.measure.aggregate import combine_ranks_metrics, gather_metrics
 from lorabench.measure.environment import describe_environment
@@ -68,51 +67,58 @@ class PreparedData:
         self.info = info
 
 
-def load_records(options: RunOptions) -> list[dict[str, str]]:
-    """The dataset's records: a FinLoRA-format JSONL file, or a built-in synthetic task.
+def load_records(options: RunOptions) -> LoadedDataset:
+    """The dataset's rows and format: any supported file or folder, a cached dataset, or a synthetic task.
+
+    Every record is rendered once (chat without a template) so a bad one fails here, before a run starts.
 
     Raises:
-        DataError: Missing, empty or malformed file (line named), or unknown synthetic task.
+        DataError: Missing, empty or malformed dataset (file and record named), or unknown synthetic task.
     """
-    task = options.synthetic_task
-    if task is not None:
-        return synthetic_dataset(task, options.examples, options.seed)
-    return read_jsonl(Path(options.dataset))
+    loaded = load_dataset_records(options.dataset, options.format, options.fields, options.examples, options.seed)
+    loaded.render(None)
+    return loaded
 
 
-def _tokenizer(model: ResolvedModel, records: Sequence[dict[str, str]]) -> tuple[PreTrainedTokenizerBase, str]:
+def _tokenizer(
+    model: ResolvedModel, loaded: LoadedDataset, seq_len: int
+) -> tuple[PreTrainedTokenizerBase, str, list[Any], str | None]:
+    """The tokenizer (the model's local one, else a byte-level BPE trained on the data) and the rendered data."""
     if model.local_dir is not None:
         local = load_tokenizer(model.local_dir)
         if local is not None:
-            return local, f"local: {model.local_dir}"
+            rendered, template = loaded.render(local)
+            return local, f"local: {model.local_dir}", rendered, template
+    rendered, template = loaded.render(None)
     vocab = int(getattr(model.config, "vocab_size", 0) or 0)
-    texts = [r["context"] + r["target"] for r in records]
+    texts = training_texts(rendered, MAX_CHARS_PER_TOKEN * seq_len)
     built = build_tokenizer(texts, vocab_size=min(vocab, 32_000) if vocab else 4096)
-    return built, f"byte-level BPE trained offline on the dataset (vocab {len(built)})"
+    return built, f"byte-level BPE trained offline on the dataset (vocab {len(built)})", rendered, template
 
 
 def prepare_data(spec: RunSpec, model: ResolvedModel, options: RunOptions, rank: int, world: int) -> PreparedData:
-    """Read, tokenize, encode and batch the data; each rank keeps every ``world``-th batch.
+    """Read, render, tokenize, encode and batch the data; each rank keeps every ``world``-th batch.
 
     Raises:
         DataError: Bad dataset, or too few batches for the number of ranks.
     """
-    records = load_records(options)
-    tokenizer, how = _tokenizer(model, records)
-    examples = encode_examples(records, tokenizer, spec.seq_len)
+    loaded = load_records(options)
+    tokenizer, how, rendered, template = _tokenizer(model, loaded, spec.seq_len)
+    examples = encode_rendered(rendered, tokenizer, spec.seq_len)
     batches = make_batches(examples, spec.micro_batch, options.batching, spec.seq_len, options.seed)
     if len(batches) < world:
         raise DataError(f"{options.dataset}: {len(batches)} batches cannot feed {world} ranks; use more examples")
     pad_id = tokenizer.pad_token_id if isinstance(tokenizer.pad_token_id, int) else int(tokenizer.eos_token_id)
     info = {
-        "dataset": options.dataset,
-        "records": len(records),
+        **loaded.describe(),
         "examples": len(examples),
         "truncated": examples.truncated,
         "dropped": examples.dropped,
         "tokenizer": how,
+        "chat_template": template,
         "batching": options.batching,
         "batches_per_epoch": len(batches),
+        "rows_per_epoch": sum(len(b) for b in batches),
     }
     return PreparedData(batches[rank::world], pad_id, pad_to_for(options.batching, spec.seq_len), info)
 
@@ -140,11 +146,15 @@ def _total_steps(spec: RunSpec, options: RunOptions, batches_per_rank: int) -> i
 
 
 def _step_shape(micros: Sequence[list[Example]], pad_to: int | None) -> tuple[tuple[int, int, bool], ...]:
-    """Per micro-batch: rows, padded length, whether any row is padded (4-D mask) -- what allocations depend on."""
+    """Per micro-batch: rows, padded length, whether a 4-D mask is built (padding or packed rows).
+
+    These are what allocations depend on.
+    """
     shapes = []
     for batch in micros:
         length = pad_to or max((len(e) for e in batch), default=0)
-        shapes.append((len(batch), length, any(len(e) < length for e in batch)))
+        masked = any(len(e) < length or len(e.lengths or ()) > 1 for e in batch)
+        shapes.append((len(batch), length, masked))
     return tuple(shapes)
 
 
@@ -318,7 +328,7 @@ def run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None = 
                 tensors = {k: v.to(device) for k, v in tensors.items()}
                 sync = micro == spec.grad_accum - 1
                 with accelerator.no_sync(model) if not sync and world > 1 else _null():
-                    loss = model(**tensors).loss / spec.grad_accum
+                    loss = model(**model_inputs(tensors)).loss / spec.grad_accum
                     accelerator.backward(loss)
                 step_loss += float(loss.detach())
             optimizer.step()

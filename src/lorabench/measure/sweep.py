@@ -197,14 +197,16 @@ def check_datasets(sweep: Sweep) -> None:
     Raises:
         DataError: A missing, empty or malformed dataset (file and line named), or an unknown synthetic task.
     """
-    from lorabench.data.jsonl import read_jsonl
     from lorabench.data.synthetic import SYNTHETIC_TASKS
     from lorabench.errors import DataError
+    from lorabench.measure.runner import load_records
 
-    for dataset in sorted({r.options.dataset for r in sweep.runs}):
+    checked = {(r.options.dataset, r.options.format, str(r.options.fields)): r.options for r in sweep.runs}
+    for key in sorted(checked):
+        dataset = key[0]
         task = RunOptions(dataset=dataset, out=sweep.out).synthetic_task
         if task is None:
-            read_jsonl(Path(dataset))
+            load_records(checked[key])
         elif task not in SYNTHETIC_TASKS:
             raise DataError(
                 f"options.dataset: unknown synthetic task {task!r} (choose one of: {', '.join(SYNTHETIC_TASKS)})"
