@@ -7,6 +7,7 @@ all of them, the way a machine dies; :meth:`LocalCluster.stop` ends every proces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -110,10 +111,8 @@ class LocalCluster:
         """SIGKILL every process of one node (raylet, agents, Ray workers, their run subprocesses)."""
         victims = node_processes(group)
         for pid in victims:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         return sorted(victims)
 
     def stop(self) -> None:
@@ -123,10 +122,8 @@ class LocalCluster:
             pids |= set(node_processes(group))
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and _alive(p) for p in pids):
                 time.sleep(0.1)

@@ -27,10 +27,12 @@ Ray is imported only here, only when the backend is asked for: ``pip install 'lo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import socket
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -454,6 +456,23 @@ def _connect(ray: Any, address: str) -> None:
         ) from None
 
 
+def _drive(ray: Any, driver: _Driver, ledger: Ledger, on_progress: ProgressHook | None, poll_s: float) -> None:
+    while True:
+        driver.claim_more()
+        if not driver.in_flight:
+            if ledger.unfinished(driver.claimable()) == 0:
+                break
+            time.sleep(poll_s)  # another live process holds the last runs: wait, take over if it dies
+            continue
+        ready, _ = ray.wait(list(driver.in_flight), num_returns=1, timeout=poll_s)
+        for ref in ready:
+            driver.collect(ref)
+        if on_progress is not None:
+            on_progress(driver.result.per_node, [r.run_id for r, _ in driver.in_flight.values()])
+    if on_progress is not None:
+        on_progress(driver.result.per_node, [])
+
+
 def run_sweep_ray(
     sweep: Sweep,
     address: str = "auto",
@@ -485,31 +504,21 @@ def run_sweep_ray(
     """
     ray = import_ray()
     prepare(sweep)
-    _connect(ray, address)
-    try:
-        with Ledger(sweep.out) as ledger:
-            driver = _Driver(ray, sweep, ledger, timeout_s, max_retries)
-            driver.check_satisfiable()
-            try:
-                while True:
-                    driver.claim_more()
-                    if not driver.in_flight:
-                        if ledger.unfinished(driver.claimable()) == 0:
-                            break
-                        time.sleep(poll_s)  # another live process holds the last runs: wait, take over if it dies
-                        continue
-                    ready, _ = ray.wait(list(driver.in_flight), num_returns=1, timeout=poll_s)
-                    for ref in ready:
-                        driver.collect(ref)
-                    if on_progress is not None:
-                        on_progress(driver.result.per_node, [r.run_id for r, _ in driver.in_flight.values()])
-            except BaseException:
-                driver.cancel_all()
-                raise
-            if on_progress is not None:
-                on_progress(driver.result.per_node, [])
-    finally:
-        ray.shutdown()
+    # Ray's driver prints the cluster's error messages (a task retried after its node died) on stdout, which is
+    # the summary's (--json): send them to stderr while connected.
+    with contextlib.redirect_stdout(sys.stderr):
+        _connect(ray, address)
+        try:
+            with Ledger(sweep.out) as ledger:
+                driver = _Driver(ray, sweep, ledger, timeout_s, max_retries)
+                driver.check_satisfiable()
+                try:
+                    _drive(ray, driver, ledger, on_progress, poll_s)
+                except BaseException:
+                    driver.cancel_all()
+                    raise
+        finally:
+            ray.shutdown()
     missing = [r.run_id for r in sweep.runs if not r.done()]
     if missing:
         raise MeasurementError(
