@@ -117,6 +117,20 @@ def test_a_node_killed_mid_run_loses_nothing_and_records_every_configuration_onc
         for run_id, stat in _stats(out).items():
             assert seen.get(run_id, stat) == stat, f"{run_id}: record rewritten"
 
+        # A pin no node can host fails at once, in one line, before anything is written (not a sweep that waits).
+        unplaceable = tmp_path / "unplaceable.yaml"
+        unplaceable.write_text(MATRIX.replace("h100: 1", "h200: 1"))
+        refused = subprocess.run(
+            [*command[:4], str(unplaceable), "--out", str(tmp_path / "never"), *command[7:]],
+            env=cluster.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        assert "needs CPU=1, h200=1 but no node of the Ray cluster has that" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "never").exists()
+
         before = _stats(out)
         rerun = subprocess.run(command, env=cluster.env(), capture_output=True, text=True, timeout=120)
         assert rerun.returncode == 0, rerun.stderr[-3000:]

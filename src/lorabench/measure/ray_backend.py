@@ -52,6 +52,7 @@ from lorabench.records import write_bytes_atomic
 __all__ = [
     "RAY_TESTED_VERSION",
     "Pin",
+    "RayConnection",
     "RaySweepResult",
     "RunResources",
     "import_ray",
@@ -302,15 +303,16 @@ def _accelerator_of(nodes: Sequence[Mapping[str, Any]], node_id: str) -> str | N
 class _Driver:
     """Submits claimed runs as Ray tasks, collects their results and writes each record once."""
 
-    def __init__(self, ray: Any, sweep: Sweep, ledger: Ledger, timeout_s: float | None, max_retries: int) -> None:
+    def __init__(
+        self, cluster: RayConnection, sweep: Sweep, ledger: Ledger, timeout_s: float | None, max_retries: int
+    ) -> None:
         import lorabench
 
-        self.ray, self.sweep, self.ledger = ray, sweep, ledger
+        self.ray, self.sweep, self.ledger = cluster.ray, sweep, ledger
         self.by_id = {r.run_id: r for r in sweep.runs}
-        self.nodes: list[dict[str, Any]] = list(ray.nodes())
-        self.has_gpus = any(float((n.get("Resources") or {}).get("GPU", 0)) > 0 for n in self.nodes if n.get("Alive"))
-        self.pins = load_pins(sweep)
-        self.remote = ray.remote(run_on_node)
+        self.nodes = cluster.nodes
+        self.has_gpus, self.pins = cluster.has_gpus, cluster.pins
+        self.remote = self.ray.remote(run_on_node)
         self.timeout_s, self.max_retries, self.version = timeout_s, max_retries, lorabench.__version__
         self.in_flight: dict[Any, tuple[PlannedRun, Any]] = {}  # ref -> (run, placement group or None)
         self.result = RaySweepResult(records=[])
@@ -318,19 +320,6 @@ class _Driver:
 
     def claimable(self) -> list[str]:
         return [run_id for run_id in self.by_id if run_id not in self.lost]
-
-    def check_satisfiable(self) -> None:
-        for run in self.sweep.runs:
-            demand = resources_for(run, self.has_gpus, self.pins).demand()
-            if unsatisfiable(demand, self.nodes):
-                have = "; ".join(
-                    f"{n.get('NodeManagerHostname')}: "
-                    + ", ".join(f"{k}={v:g}" for k, v in sorted((n.get("Resources") or {}).items()) if ":" not in k)
-                    for n in self.nodes
-                    if n.get("Alive")
-                )
-                wants = ", ".join(f"{k}={v:g}" for k, v in demand.items())
-                raise ConfigError(f"{run.run_id} needs {wants} but no node of the Ray cluster has that ({have})")
 
     def submit(self, run: PlannedRun) -> None:
         from ray.util.placement_group import placement_group
@@ -425,6 +414,66 @@ class _Driver:
         self.in_flight.clear()
 
 
+class RayConnection:
+    """This process connected to a Ray cluster as a sweep's driver, with the sweep's asks checked against it.
+
+    On entering: the matrix's pins are read, the cluster is reached (``ray.init``) and every run's demand is checked
+    against its nodes, so a sweep no node can host fails in one line before anything is written. While connected,
+    Ray's messages to the driver (a task retried after its node died) go to stderr, keeping stdout for ``--json``.
+
+    Args:
+        sweep: The expanded matrix.
+        address: ``auto``, ``HOST:PORT``, ``ray://HOST:PORT`` or ``local`` (see :func:`run_sweep_ray`).
+
+    Raises:
+        ConfigError: Ray missing, bad pins, no cluster, or a run no node can host.
+    """
+
+    def __init__(self, sweep: Sweep, address: str = "auto") -> None:
+        self.ray = import_ray()
+        self.sweep, self.address = sweep, address
+        self.pins = load_pins(sweep)
+        self.nodes: list[dict[str, Any]] = []
+        self.has_gpus = False
+        self._stdout = contextlib.redirect_stdout(sys.stderr)
+
+    def __enter__(self) -> RayConnection:
+        self._stdout.__enter__()
+        try:
+            _connect(self.ray, self.address)
+            try:
+                self.nodes = list(self.ray.nodes())
+                alive = [n for n in self.nodes if n.get("Alive")]
+                self.has_gpus = any(float((n.get("Resources") or {}).get("GPU", 0)) > 0 for n in alive)
+                self._check_satisfiable()
+            except BaseException:
+                self.ray.shutdown()
+                raise
+        except BaseException:
+            self._stdout.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.ray.shutdown()
+        finally:
+            self._stdout.__exit__(None, None, None)
+
+    def _check_satisfiable(self) -> None:
+        for run in self.sweep.runs:
+            demand = resources_for(run, self.has_gpus, self.pins).demand()
+            if unsatisfiable(demand, self.nodes):
+                have = "; ".join(
+                    f"{n.get('NodeManagerHostname')}: "
+                    + ", ".join(f"{k}={v:g}" for k, v in sorted((n.get("Resources") or {}).items()) if ":" not in k)
+                    for n in self.nodes
+                    if n.get("Alive")
+                )
+                wants = ", ".join(f"{k}={v:g}" for k, v in demand.items())
+                raise ConfigError(f"{run.run_id} needs {wants} but no node of the Ray cluster has that ({have})")
+
+
 def _reachable(address: str, timeout_s: float = 5.0) -> str | None:
     """Why ``HOST:PORT`` cannot be reached (Ray itself would wait for minutes), or None."""
     host, _, port = address.rpartition(":")
@@ -475,7 +524,7 @@ def _drive(ray: Any, driver: _Driver, ledger: Ledger, on_progress: ProgressHook 
 
 def run_sweep_ray(
     sweep: Sweep,
-    address: str = "auto",
+    address: str | RayConnection = "auto",
     timeout_s: float | None = None,
     on_progress: ProgressHook | None = None,
     max_retries: int = MAX_RETRIES,
@@ -489,7 +538,7 @@ def run_sweep_ray(
     Args:
         sweep: The expanded matrix.
         address: ``auto`` (the cluster ``ray start`` started on this machine), ``HOST:PORT``, ``ray://HOST:PORT``,
-            or ``local`` (start a one-machine cluster in this process).
+            ``local`` (start a one-machine cluster in this process), or an entered :class:`RayConnection`.
         timeout_s: Per-run time limit (the run subprocess is killed past it and recorded as failed).
         on_progress: Called every ``poll_s`` with the records written per node and the runs in flight.
         max_retries: How often Ray re-runs a task whose worker or node died.
@@ -502,23 +551,17 @@ def run_sweep_ray(
         ConfigError: Ray missing, no cluster, a run no node can host, or a run rejected its input.
         MeasurementError: Runs left unrecorded after Ray's retries (rerun the same command to resume).
     """
-    ray = import_ray()
+    if not isinstance(address, RayConnection):
+        with RayConnection(sweep, address) as cluster:
+            return run_sweep_ray(sweep, cluster, timeout_s, on_progress, max_retries, poll_s)
     prepare(sweep)
-    # Ray's driver prints the cluster's error messages (a task retried after its node died) on stdout, which is
-    # the summary's (--json): send them to stderr while connected.
-    with contextlib.redirect_stdout(sys.stderr):
-        _connect(ray, address)
+    with Ledger(sweep.out) as ledger:
+        driver = _Driver(address, sweep, ledger, timeout_s, max_retries)
         try:
-            with Ledger(sweep.out) as ledger:
-                driver = _Driver(ray, sweep, ledger, timeout_s, max_retries)
-                driver.check_satisfiable()
-                try:
-                    _drive(ray, driver, ledger, on_progress, poll_s)
-                except BaseException:
-                    driver.cancel_all()
-                    raise
-        finally:
-            ray.shutdown()
+            _drive(address.ray, driver, ledger, on_progress, poll_s)
+        except BaseException:
+            driver.cancel_all()
+            raise
     missing = [r.run_id for r in sweep.runs if not r.done()]
     if missing:
         raise MeasurementError(
