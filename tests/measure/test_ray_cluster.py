@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("ray", reason="the Ray backend needs ray (pip install 'lorabench[ray]')")
 
+from lorabench.measure.ledger import Ledger
 from tests.measure.ray_cluster import LocalCluster, node_processes
 
 # Three tiny runs; the H100 configuration may only run where the custom resource h100 is (the head).
@@ -111,6 +112,8 @@ def test_a_node_killed_mid_run_loses_nothing_and_records_every_configuration_onc
         pinned = [run_id for run_id, r in records.items() if r["spec"]["hardware"]["gpu"] == "H100"]
         assert len(pinned) == 1 and nodes[pinned[0]] == head_id  # only the head has the h100 resource
         assert records[killed[1]]["placement"]["backend"] == "ray"
+        with Ledger(out) as ledger:  # one claim each: the killed run was re-run by Ray's retry, not re-claimed
+            assert {c.run_id: c.attempts for c in ledger.claims()} == dict.fromkeys(planned, 1)
         assert all(r["placement"]["device_name"] and r["placement"]["hostname"] for r in records.values())
         assert all(r["options"]["out"] == str(out / run_id) for run_id, r in records.items())
         assert all((out / run_id / "adapter" / "adapter_model.safetensors").is_file() for run_id in records)
