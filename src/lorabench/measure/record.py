@@ -10,7 +10,7 @@ from typing import Any
 from lorabench.errors import MeasurementError
 from lorabench.records import write_json_atomic
 
-__all__ = ["RECORD_NAME", "RUN_SCHEMA", "RUN_SCHEMA_VERSION", "read_run_record", "write_run_record"]
+__all__ = ["RECORD_NAME", "RUN_SCHEMA", "RUN_SCHEMA_VERSION", "device_class", "read_run_record", "write_run_record"]
 
 RUN_SCHEMA = "lorabench.run"
 RUN_SCHEMA_VERSION = 1
@@ -46,3 +46,14 @@ def read_run_record(path: Path) -> dict[str, Any]:
     if record.get("schema_version") != RUN_SCHEMA_VERSION:
         raise MeasurementError(f"{file}: run record version {record.get('schema_version')!r} is not supported")
     return record
+
+
+def device_class(record: dict[str, Any]) -> str:
+    """The GPU (or CPU) a record was measured on, the key ``lorabench report`` groups rows by.
+
+    The device name the run saw (``environment.device_names[0]``, e.g. ``NVIDIA A100-SXM4-80GB``), else the Ray
+    accelerator type of the node it ran on (``placement.accelerator_type``), else ``unknown device``.
+    """
+    placement = record.get("placement") or {}
+    names = (record.get("environment") or {}).get("device_names") or []
+    return str((names[0] if names else None) or placement.get("accelerator_type") or "unknown device")

@@ -54,6 +54,7 @@ __all__ = [
     "check_datasets",
     "gpu_slots",
     "load_sweep",
+    "prepare",
     "remove_stale_temporaries",
     "run_sweep",
     "run_sweep_workers",
@@ -116,12 +117,12 @@ def _read_matrix(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: malformed YAML{f' at line {mark.line + 1}' if mark else ''}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with base, matrix, options")
-    unknown = set(data) - {"base", "matrix", "options", "exclude"}
+    unknown = set(data) - {"base", "matrix", "options", "exclude", "ray"}
     if unknown:
         raise ConfigError(
-            f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: base, matrix, options, exclude)"
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: base, matrix, options, exclude, ray)"
         )
-    for key in ("base", "matrix", "options"):
+    for key in ("base", "matrix", "options", "ray"):  # ray: read by lorabench.measure.ray_backend
         if not isinstance(data.get(key, {}), dict):
             raise ConfigError(f"{path}: {key} must be a mapping")
     for axis, values in (data.get("matrix") or {}).items():
@@ -306,6 +307,11 @@ def _prepare(sweep: Sweep) -> None:
     by_id = {r.run_id: r for r in sweep.runs}
     with Ledger(sweep.out) as ledger:
         ledger.sync(list(by_id), lambda run_id: by_id[run_id].done())
+
+
+def prepare(sweep: Sweep) -> None:
+    """Write the sweep's plan and reconcile its ledger with the records on disk (what every backend does first)."""
+    _prepare(sweep)
 
 
 def work(
