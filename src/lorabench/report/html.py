@@ -50,7 +50,7 @@ td.unconfirmed { color: #9a3412; font-weight: 600; }
 td.notice { color: #9a3412; white-space: normal; text-align: left; min-width: 6em; }
 td.wrap { white-space: normal; text-align: left; overflow-wrap: anywhere; min-width: 9em; }
 #prices-table { font-size: 0.84rem; }
-#prices-table td { text-align: left; }
+#prices-table td { text-align: left; white-space: normal; overflow-wrap: anywhere; }
 td.url { white-space: normal; text-align: left; overflow-wrap: anywhere; min-width: 12em; }
 p.where { color: #34495e; font-style: italic; margin-top: 0; }
 a { color: #1d4ed8; }
