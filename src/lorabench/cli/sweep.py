@@ -29,10 +29,20 @@ def sweep_command(
         ),
     ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Start a sweep of more than 1,000 runs without asking.")
+    ] = False,
 ) -> None:
     """Expand a matrix (method x rank x bits x batch ...) into runs and measure each; OOM is a result."""
-    from lorabench.errors import ConfigError
-    from lorabench.measure.sweep import check_datasets, load_sweep, run_sweep, run_sweep_workers, summarise
+    from lorabench.errors import ConfigError, Interrupted, signal_name
+    from lorabench.measure.sweep import (
+        check_datasets,
+        check_records,
+        load_sweep,
+        run_sweep,
+        run_sweep_workers,
+        summarise,
+    )
     from lorabench.records import write_json_atomic
 
     if workers < 1:
@@ -41,10 +51,12 @@ def sweep_command(
         raise ConfigError(f"--timeout-s: must be > 0 seconds (got {timeout_s})")
     sweep = load_sweep(matrix, out, repeats)
     check_datasets(sweep)  # a missing or malformed dataset file fails here, before any run starts
+    check_records(sweep)  # so does a corrupt record of an earlier launch (a resume trusts them)
+    pending = sum(1 for r in sweep.runs if not r.done())
+    _confirm_size(pending, yes)
     console = Console(stderr=True)
     for reason in sweep.skipped:
         console.print(f"[dim]skipped {reason}[/dim]")
-    pending = sum(1 for r in sweep.runs if not r.done())
     console.print(f"{len(sweep.runs)} runs planned, {len(sweep.runs) - pending} already done, {pending} to run → {out}")
     with Progress(
         TextColumn("{task.description}"),
@@ -67,10 +79,18 @@ def sweep_command(
         def progressed(done: int, running: Any) -> None:
             progress.update(task, completed=done, description=f"running {', '.join(running) or '...'}")
 
-        if workers == 1:
-            records = run_sweep(sweep, on_start=started, on_done=finished, timeout_s=timeout_s)
-        else:
-            records = run_sweep_workers(sweep, workers, timeout_s=timeout_s, on_progress=progressed)
+        try:
+            if workers == 1:
+                records = run_sweep(sweep, on_start=started, on_done=finished, timeout_s=timeout_s)
+            else:
+                records = run_sweep_workers(sweep, workers, timeout_s=timeout_s, on_progress=progressed)
+        except Interrupted as exc:
+            recorded = sum(1 for r in sweep.runs if r.done())
+            raise Interrupted(
+                exc.signum,
+                f"sweep interrupted by {signal_name(exc.signum)}: {recorded} of {len(sweep.runs)} runs recorded in "
+                f"{out} (a stopped run is recorded as interrupted and redone); rerun the same command to resume",
+            ) from None
     rows = summarise(sweep, records)
     write_json_atomic(out / "summary.json", {"matrix": str(matrix), "repeats": repeats, "rows": rows})
     if as_json:
@@ -89,6 +109,22 @@ def sweep_command(
         )
     Console().print(table)
     Console().print(f"summary: {out / 'summary.json'}")
+
+
+def _confirm_size(pending: int, yes: bool) -> None:
+    """Ask before starting more than MAX_UNCONFIRMED_RUNS runs (refuse without a terminal unless --yes)."""
+    import sys
+
+    from lorabench.errors import ConfigError
+    from lorabench.measure.sweep import MAX_UNCONFIRMED_RUNS
+
+    if yes or pending <= MAX_UNCONFIRMED_RUNS:
+        return
+    what = f"{pending:,} runs to run (more than {MAX_UNCONFIRMED_RUNS:,})"
+    if not sys.stdin.isatty():
+        raise ConfigError(f"sweep: {what}; pass --yes to start it, or narrow the matrix")
+    if not typer.confirm(f"{what}: start the sweep?", default=False, err=True):
+        raise ConfigError(f"sweep: {what}; not confirmed (pass --yes to start it without asking)")
 
 
 def _ms(mean: float | None, std: float | None, fmt: str) -> str:
