@@ -18,6 +18,7 @@ Exit statuses (documented in the README's Guarantees):
 from __future__ import annotations
 
 import errno
+import re
 import signal
 
 __all__ = [
@@ -98,5 +99,11 @@ class Interrupted(LorabenchError):
 
 
 def is_environment_failure(exc: BaseException) -> bool:
-    """True for an OSError the environment is to blame for (see :data:`ENVIRONMENT_ERRNOS`)."""
-    return isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS
+    """True for an error the environment is to blame for (see :data:`ENVIRONMENT_ERRNOS`).
+
+    An OSError by its errno; another error (safetensors' Rust writer) by the ``(os error N)`` in its message.
+    """
+    if isinstance(exc, OSError):
+        return exc.errno in ENVIRONMENT_ERRNOS
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    return found is not None and int(found.group(1)) in ENVIRONMENT_ERRNOS

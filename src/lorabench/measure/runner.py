@@ -405,11 +405,13 @@ def _run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None) 
         try:
             with quiet_hf():
                 unwrapped.save_pretrained(adapter_dir, safe_serialization=True)
-        except OSError as exc:
+        except Exception as exc:  # OSError, or safetensors' own error carrying the OS error
             if not is_environment_failure(exc):
                 raise
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise EnvironmentFailure(
-                f"{adapter_dir}: cannot save the adapter ({exc.strerror}); free space, rerun"
+                f"{adapter_dir}: cannot save the adapter ({reason}); no record is written, so a rerun redoes it: "
+                "free space and rerun"
             ) from None
         adapter_bytes = sum(f.stat().st_size for f in adapter_dir.glob("*.safetensors"))
     record = {
