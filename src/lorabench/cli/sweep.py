@@ -37,6 +37,7 @@ def sweep_command(
     from lorabench.errors import ConfigError, Interrupted, signal_name
     from lorabench.measure.sweep import (
         check_datasets,
+        check_models,
         check_records,
         load_sweep,
         run_sweep,
@@ -51,6 +52,7 @@ def sweep_command(
         raise ConfigError(f"--timeout-s: must be > 0 seconds (got {timeout_s})")
     sweep = load_sweep(matrix, out, repeats)
     check_datasets(sweep)  # a missing or malformed dataset file fails here, before any run starts
+    check_models(sweep)  # an unknown model, or a local config.json with impossible sizes
     check_records(sweep)  # so does a corrupt record of an earlier launch (a resume trusts them)
     pending = sum(1 for r in sweep.runs if not r.done())
     _confirm_size(pending, yes)

@@ -61,6 +61,7 @@ __all__ = [
     "PlannedRun",
     "Sweep",
     "check_datasets",
+    "check_models",
     "check_out",
     "check_records",
     "gpu_slots",
@@ -127,6 +128,18 @@ def record_state(folder: Path) -> str:
     return "interrupted" if record.get("status") == "interrupted" else "done"
 
 
+def check_models(sweep: Sweep) -> None:
+    """Resolve every model of the sweep once (a local ``config.json`` has its sizes checked) before any run starts.
+
+    Raises:
+        ModelError: An unknown model, or a config whose sizes are invalid (file and field named).
+    """
+    from lorabench.models import resolve_model
+
+    for model in sorted({r.spec.model for r in sweep.runs}):
+        resolve_model(model)
+
+
 def check_records(sweep: Sweep) -> None:
     """Read every existing run record of the sweep before any run starts (a resume trusts them).
 
@@ -157,7 +170,12 @@ def check_out(out: Path) -> None:
         ConfigError: A component of ``out`` is longer than the filesystem allows, or the path is too long.
     """
     probe = out
-    while not probe.exists() and probe != probe.parent:
+    while probe != probe.parent:
+        try:
+            if probe.exists():
+                break
+        except OSError:  # too long to even look up
+            pass
         probe = probe.parent
     try:
         name_max = os.pathconf(probe, "PC_NAME_MAX")
