@@ -162,6 +162,11 @@ def test_sweep_survives_random_sigkills_with_no_result_lost_or_duplicated(tmp_pa
     print(f"chaos: {kills} kills over {launches} launches (seed {SEED}), 0 results lost: {' '.join(log)}")
 
 
+def _default_signals() -> None:
+    # A background shell job starts with SIGINT ignored, and lorabench keeps an inherited "ignore" (nohup's rule).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 SIGNAL_MATRIX = """
 base: {model: tiny, seq_len: 16, micro_batch: 2}
 matrix: {rank: [2, 4]}
@@ -183,7 +188,12 @@ def test_a_sweep_stopped_by_signals_forwards_them_and_resumes_with_nothing_lost(
     survived = 0
     for signum, workers in SIGNAL_LAUNCHES:
         proc = subprocess.Popen(
-            [*command, "--workers", workers], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            [*command, "--workers", workers],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_default_signals,
         )
         running: list[Claim] = []
 

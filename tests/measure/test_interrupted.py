@@ -20,6 +20,11 @@ import pytest
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
+def _default_signals() -> None:
+    # A background shell job starts with SIGINT ignored, and lorabench keeps an inherited "ignore" (nohup's rule).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _stop_when(path: Path, proc: subprocess.Popen[str], signum: int, after_s: float) -> tuple[str, str]:
     deadline = time.monotonic() + 120
     while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -43,7 +48,9 @@ def test_a_signal_during_training_records_interrupted_and_exits_128_plus_n(tmp_p
     out = tmp_path / "run"
     command = [sys.executable, "-m", "lorabench.cli.main", "run", "--model", "tiny", "--seq-len", "16"]
     command += ["--batch-size", "2", "--max-steps", "2000", "--out", str(out)]  # trackers on: the profiler runs
-    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals
+    )
     _, err = _stop_when(out / "launch.json", proc, signum, after_s=2.0)
     assert proc.returncode == 128 + signum, err[-2000:]  # not -11 (SIGSEGV)
     line = _one_error_line(err)
