@@ -379,11 +379,19 @@ def _launch(
         with StepProgress(f"training {run_spec.label()}") as bar:
             return run_training(run_spec, run_options, on_step=bar)
     command = worker_command(launch, nproc)
-    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    from lorabench.errors import Interrupted
+    from lorabench.interrupts import stop_child
+
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = proc.communicate()
+    except BaseException as exc:  # forward a signal to torchrun (it stops its ranks) and wait: no orphaned rank
+        stop_child(proc, exc.signum if isinstance(exc, Interrupted) else None)
+        raise
     try:
         return read_run_record(folder)
     except MeasurementError:
-        tail = " ".join((proc.stderr or "").strip().splitlines()[-3:])
+        tail = " ".join((stderr or "").strip().splitlines()[-3:])
         raise MeasurementError(f"distributed run wrote no record (exit {proc.returncode}): {tail}") from None
 
 

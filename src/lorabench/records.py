@@ -19,6 +19,13 @@ from lorabench.errors import LorabenchError
 __all__ = ["write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
 
+def _write_error(error: type[LorabenchError], exc: OSError) -> type[LorabenchError]:
+    # Disk full, quota, read-only, size limit, I/O: the machine's fault, not the input's (exit 74, not 2).
+    from lorabench.errors import EnvironmentFailure, is_environment_failure
+
+    return EnvironmentFailure if is_environment_failure(exc) else error
+
+
 def _fsync_folder(folder: Path) -> None:
     # A rename is only durable once the directory entry is on disk; some platforms cannot open a folder.
     try:
@@ -53,7 +60,7 @@ def write_bytes_atomic(
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise error(f"{path}: cannot write {what} ({exc.strerror or exc})") from None
+        raise _write_error(error, exc)(f"{path}: cannot write {what} ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -64,7 +71,7 @@ def write_bytes_atomic(
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise error(f"{path}: cannot write {what} ({exc.strerror or exc})") from None
+        raise _write_error(error, exc)(f"{path}: cannot write {what} ({exc.strerror or exc})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

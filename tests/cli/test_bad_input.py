@@ -751,6 +751,93 @@ CASES: list[Case] = [
 ]
 
 
+# --- hardening round two: local model configs with absurd or wrong sizes, checked before anything is built
+TINY_CONFIG = {
+    "model_type": "llama",
+    "hidden_size": 256,
+    "intermediate_size": 688,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 4096,
+    "max_position_embeddings": 2048,
+}
+BAD_CONFIGS: dict[str, tuple[dict[str, object], str]] = {
+    "layers-billion": ({"num_hidden_layers": 10**9}, "num_hidden_layers"),
+    "layers-float": ({"num_hidden_layers": 4.0}, "num_hidden_layers"),
+    "layers-string": ({"num_hidden_layers": "4"}, "num_hidden_layers"),
+    "layers-zero": ({"num_hidden_layers": 0}, "num_hidden_layers"),
+    "hidden-negative": ({"hidden_size": -256}, "hidden_size"),
+    "hidden-huge": ({"hidden_size": 2**40}, "hidden_size"),
+    "vocab-negative": ({"vocab_size": -1}, "vocab_size"),
+    "vocab-bool": ({"vocab_size": True}, "vocab_size"),
+    "heads-kv-not-dividing": ({"num_key_value_heads": 3}, "num_key_value_heads"),
+    "intermediate-nan": ({"intermediate_size": float("nan")}, "intermediate_size"),
+    "nested-text-config": ({"text_config": {"num_hidden_layers": -2}}, "text_config.num_hidden_layers"),
+}
+MODEL_CONFIG_COMMANDS = {
+    "estimate": "estimate --model {d}/m --out {d}/o",
+    "run": "run --model {d}/m --random-weights --out {d}/o",
+    "infer": "infer --model {d}/m --random-weights --out {d}/o",
+    "fit": "fit --model {d}/m --gpu A5000",
+}
+CASES += [
+    _case(
+        f"model-config-{name}-{command}",
+        template,
+        field,
+        {"m/config.json": json.dumps({**TINY_CONFIG, **patch})},
+        **({"absent": ()} if command == "fit" else {}),
+    )
+    for name, (patch, field) in BAD_CONFIGS.items()
+    for command, template in MODEL_CONFIG_COMMANDS.items()
+    if command == "estimate" or name in ("layers-billion", "layers-float", "hidden-negative", "vocab-negative")
+]
+CASES += [
+    _case(
+        "model-config-in-sweep-matrix",
+        "sweep {d}/m.yaml --out {d}/o",
+        "num_hidden_layers",
+        {
+            "m.yaml": "base: {model: '{d}/m'}\nmatrix: {rank: [4]}\n",
+            "m/config.json": json.dumps({**TINY_CONFIG, "num_hidden_layers": 10**9}),
+        },
+    ),
+    # --- sweep folders the filesystem cannot hold, and matrices too large to start without a word
+    _case("sweep-out-name-too-long", "sweep {d}/m.yaml --out {d}/" + "x" * 300, "--out", {"m.yaml": GOOD_MATRIX}),
+    _case(
+        "sweep-out-nested-name-too-long",
+        "sweep {d}/m.yaml --out {d}/a/" + "é" * 200 + "/b",
+        "--out",
+        {"m.yaml": GOOD_MATRIX},
+    ),
+    _case(
+        "sweep-out-path-too-long",
+        "sweep {d}/m.yaml --out {d}/" + "/".join(["y" * 200] * 21),
+        "--out",
+        {"m.yaml": GOOD_MATRIX},
+        absent=(),
+    ),
+    _case(
+        "sweep-over-1000-runs-without-yes",
+        "sweep {d}/m.yaml --out {d}/o",
+        "--yes",
+        {
+            "m.yaml": "base: {model: tiny}\nmatrix: {rank: [" + ", ".join(map(str, range(1, 34))) + "], "
+            "micro_batch: [" + ", ".join(map(str, range(1, 32))) + "]}\noptions: {max_steps: 2, warmup_steps: 1}\n"
+        },
+        absent=("o/ledger.sqlite",),
+    ),
+    _case(
+        "sweep-repeats-over-1000-without-yes",
+        "sweep {d}/m.yaml --out {d}/o --repeats 1001",
+        "--yes",
+        {"m.yaml": GOOD_MATRIX},
+        absent=("o/ledger.sqlite",),
+    ),
+]
+
+
 def _materialise(case: Case, tmp_path: Path) -> list[str]:
     d = str(tmp_path)
     for name, content in case.files.items():
@@ -806,3 +893,27 @@ def test_the_table_covers_every_command() -> None:
     missing = commands - covered
     assert not missing, f"add bad-input rows for: {sorted(missing)}"
     print(json.dumps({"bad_input_cases": len(CASES)}))
+
+
+# Output into a full device: /dev/full refuses every write with ENOSPC (a real one, not a mock).
+FULL_OUTPUT = ["models", "estimate --model tiny --engine none --json", "catalog"]
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("argv", FULL_OUTPUT)
+def test_output_into_a_full_device_is_one_line_and_exit_74(argv: str) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "lorabench.cli.main", *argv.split()],
+            env=env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 74, proc.stderr[-1500:]
+    assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr[-1500:]
+    assert lines[0].startswith("lorabench: error: ") and "No space left on device" in lines[0]

@@ -160,3 +160,119 @@ def test_sweep_survives_random_sigkills_with_no_result_lost_or_duplicated(tmp_pa
     rows = json.loads(done.stdout)
     assert sorted(r["runs"] for r in rows) == [1] * 6
     print(f"chaos: {kills} kills over {launches} launches (seed {SEED}), 0 results lost: {' '.join(log)}")
+
+
+def _default_signals() -> None:
+    # A background shell job starts with SIGINT ignored, and lorabench keeps an inherited "ignore" (nohup's rule).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+SIGNAL_MATRIX = """
+base: {model: tiny, seq_len: 16, micro_batch: 2}
+matrix: {rank: [2, 4]}
+options: {dataset: "synthetic:sentiment", examples: 8, max_steps: 15, warmup_steps: 1, trackers: false}
+"""
+# (signal, workers): each launch is stopped mid-run by a signal sent to the sweep process alone, as a service
+# manager or `kill` would; the sweep must forward it to its workers and runs, wait, and leave no process behind.
+SIGNAL_LAUNCHES = [(signal.SIGTERM, "1"), (signal.SIGINT, "2")]  # SIGHUP: tests/test_interrupts.py
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_sweep_stopped_by_signals_forwards_them_and_resumes_with_nothing_lost(tmp_path: Path) -> None:
+    matrix, out = tmp_path / "matrix.yaml", tmp_path / "sweep"
+    matrix.write_text(SIGNAL_MATRIX)
+    command = [sys.executable, "-m", "lorabench.cli.main", "sweep", str(matrix), "--out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    finished: dict[str, tuple[int, int, str]] = {}
+    survived = 0
+    for signum, workers in SIGNAL_LAUNCHES:
+        proc = subprocess.Popen(
+            [*command, "--workers", workers],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_default_signals,
+        )
+        running: list[Claim] = []
+
+        def has_child(found: list[Claim] = running) -> bool:
+            found[:] = _running(out)
+            return bool(found)
+
+        if not _wait(has_child, time.monotonic() + 90, proc):
+            proc.communicate()
+            continue  # nothing left to run
+        launched = time.monotonic()
+        time.sleep(1.0)
+        proc.send_signal(signum)  # the sweep alone, not its process group
+        _, err = proc.communicate(timeout=120)
+        print(
+            f"{signal.Signals(signum).name}/{workers}w: stopped {time.monotonic() - launched:.1f} s after a run began"
+        )
+        assert proc.returncode == 128 + signum, err[-2000:]
+        assert "Traceback" not in err
+        errors = [ln for ln in err.splitlines() if ln.startswith("lorabench: error: ")]
+        assert len(errors) == 1 and f"sweep interrupted by {signal.Signals(signum).name}" in errors[0], err[-2000:]
+        assert "rerun the same command" in errors[0]
+        for claim in running:  # forwarded and waited for: no run subprocess outlives its sweep
+            assert not process_alive(claim.child_pid, None), f"{claim.run_id}: run subprocess orphaned"
+        assert not [c for c in _claims(out) if c.state == "claimed"], "a claim was left behind"
+        survived += 1
+        for path in out.glob("*/result.json"):
+            record = json.loads(path.read_text())
+            assert record["status"] in ("ok", "interrupted")
+            if record["status"] == "interrupted":
+                # this launch's, or an earlier launch's not yet redone
+                assert record["message"].split(" after ")[0] in {f"interrupted by {s.name}" for s, _ in SIGNAL_LAUNCHES}
+            else:
+                blob = path.read_bytes()
+                identity = (path.stat().st_ino, path.stat().st_mtime_ns, hashlib.sha256(blob).hexdigest())
+                assert finished.setdefault(path.parent.name, identity) == identity, "a finished record was rewritten"
+    assert survived >= 1, f"only {survived} launches were stopped mid-run"
+    done = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    final = _records(out)
+    assert len(final) == 2 and all(final[k] == v for k, v in finished.items())
+    statuses = {json.loads((out / k / "result.json").read_text())["status"] for k in final}
+    assert statuses == {"ok"}  # every interrupted run was redone
+    assert {c.state for c in _claims(out)} == {"done"}
+    print(f"signals: {survived} interrupted launches survived, 0 results lost")
+
+
+DISK_MATRIX = """
+base: {model: tiny, seq_len: 16, micro_batch: 2}
+matrix: {rank: [2, 16]}
+options: {dataset: "synthetic:sentiment", examples: 8, max_steps: 2, warmup_steps: 1, trackers: false}
+"""
+FILE_SIZE_LIMIT = 64_000  # the rank-2 adapter (~44 kB) fits, the rank-16 one (~350 kB) does not
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_sweep_whose_disk_fills_says_why_in_one_line_and_resumes(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE makes the kernel refuse to grow any file past the limit (EFBIG), as a full disk refuses (ENOSPC)."""
+    import resource
+
+    matrix, out = tmp_path / "matrix.yaml", tmp_path / "sweep"
+    matrix.write_text(DISK_MATRIX)
+    command = [sys.executable, "-m", "lorabench.cli.main", "sweep", str(matrix), "--out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+
+    full = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    assert full.returncode == 74, full.stderr[-2000:]
+    assert "Traceback" not in full.stderr and "OperationalError" not in full.stderr
+    errors = [ln for ln in full.stderr.splitlines() if ln.startswith("lorabench: error: ")]
+    assert len(errors) == 1 and "r16" in errors[0] and "File too large" in errors[0], full.stderr[-2000:]
+    assert "cannot save the adapter" in errors[0]  # the real cause, from the run subprocess's own stderr
+    claims = {c.run_id.split("-")[2]: c for c in _claims(out)}
+    assert claims["r2"].state == "done" and claims["r16"].state == "pending"  # the claim was given back
+    assert not (out / claims["r16"].run_id / "result.json").exists()  # no record: a rerun redoes it
+    done = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {json.loads(p.read_text())["status"] for p in out.glob("*/result.json")} == {"ok"}
+    assert len(list(out.glob("*/result.json"))) == 2

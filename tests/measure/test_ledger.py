@@ -131,3 +131,34 @@ def test_a_file_that_is_not_a_ledger_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / LEDGER_NAME).write_bytes(b"\x00garbage" * 100)
     with pytest.raises(MeasurementError, match="not a sweep ledger"):
         Ledger(tmp_path)
+
+
+# The kernel refuses to grow a file past RLIMIT_FSIZE (EFBIG; Python ignores SIGXFSZ): a real disk-full source.
+FULL_LEDGER = """
+import json, resource, sys
+from pathlib import Path
+from lorabench.errors import LorabenchError
+from lorabench.measure.ledger import Ledger
+out = Path(sys.argv[1])
+with Ledger(out) as ledger:
+    ledger.sync(["a"], lambda run_id: False)
+    claimed = ledger.claim(["a"])
+    limit = max(p.stat().st_size for p in out.iterdir())
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    try:
+        ledger.sync([f"r{i}" for i in range(2000)], lambda run_id: False)
+    except LorabenchError as exc:
+        print(json.dumps({"type": type(exc).__name__, "message": str(exc), "status": exc.exit_status}))
+    ledger.release_quietly(claimed)  # must not raise, whatever the disk says
+"""
+
+
+@pytest.mark.integration
+def test_a_full_disk_under_the_ledger_is_one_environment_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", FULL_LEDGER, str(tmp_path / "sweep")], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["type"] == "EnvironmentFailure" and result["status"] == 74
+    assert "ledger.sqlite" in result["message"] and "rerun the same command" in result["message"]

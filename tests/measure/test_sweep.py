@@ -112,3 +112,36 @@ def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path: Path) -> None
     leftover.write_text('{"half":')
     assert remove_stale_temporaries(folder) == [leftover]
     assert sorted(p.name for p in folder.iterdir()) == ["launch.json"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"schema": "lorabench.run", "schema_version": 1, "status": "ok", "spec": {', b"", b"\xff\xfe", b"[1, 2]"],
+    ids=["truncated", "empty", "binary", "not-a-record"],
+)
+def test_resume_reports_a_corrupt_record_before_any_run_starts(
+    tmp_path: Path, content: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lorabench.cli.main import main
+
+    matrix, out = _matrix(tmp_path), tmp_path / "sweep"
+    sweep = load_sweep(matrix, out)
+    victim = sweep.runs[-1].folder
+    victim.mkdir(parents=True)
+    (victim / "result.json").write_bytes(content)
+    assert main(["sweep", str(matrix), "--out", str(out)]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and str(victim / "result.json") in lines[0] and "delete it" in lines[0], lines
+    assert not list(out.glob("*/launch.json")) and not (out / "ledger.sqlite").exists()  # nothing started
+
+
+def test_an_interrupted_record_is_redone_on_resume(tmp_path: Path) -> None:
+    from lorabench.measure.record import write_run_record
+    from lorabench.measure.sweep import record_state
+
+    sweep = load_sweep(_matrix(tmp_path), tmp_path / "sweep")
+    run = sweep.runs[0]
+    write_run_record(run.folder, {"status": "interrupted", "message": "interrupted by SIGTERM after 1 of 2 steps"})
+    assert record_state(run.folder) == "interrupted" and not run.done()
+    write_run_record(run.folder, {"status": "failed", "message": "x"})
+    assert record_state(run.folder) == "done" and run.done()

@@ -1,4 +1,8 @@
-"""Entry point: wires the subcommands and turns expected errors into one line and exit status 2."""
+"""Entry point: wires the subcommands and turns expected errors into one line on stderr and a documented status.
+
+Exit statuses: 0 ok; 2 bad input; 74 environment failure (disk full, read-only, I/O); 128 + N for signal N
+(130 SIGINT, 143 SIGTERM, 129 SIGHUP); ``run`` also 1 (run failed) and 3 (out of memory). See :mod:`lorabench.errors`.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from lorabench.cli.report import report_command
 from lorabench.cli.run import run_command
 from lorabench.cli.serve import serve_command
 from lorabench.cli.sweep import sweep_command
-from lorabench.errors import LorabenchError
+from lorabench.errors import EXIT_ENVIRONMENT, LorabenchError, is_environment_failure
+from lorabench.interrupts import signals_handled
 
 __all__ = ["app", "main"]
 
@@ -93,10 +98,40 @@ app.command("serve")(serve_command)
 EXIT_USAGE = 2
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: int = EXIT_USAGE) -> int:
     first = " ".join(message.strip().split()) or "invalid input"
-    sys.stderr.write(f"lorabench: error: {first}\n")
-    return EXIT_USAGE
+    try:
+        sys.stderr.write(f"lorabench: error: {first}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr itself is gone or full: the status still says it
+        pass
+    return status
+
+
+def _environment_message(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else "cannot write the output: "
+    return f"{where}{exc.strerror or exc} (free space, or write somewhere writable, and rerun)"
+
+
+def _flush_stdout() -> None:
+    """Flush stdout now, so a full or closed stream is an error here and not a traceback at interpreter exit."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        _silence_stdout()
+        if exc.filename is None:
+            exc.filename = "standard output"
+        raise
+
+
+def _silence_stdout() -> None:
+    # What is still buffered cannot be written; point the descriptor at /dev/null so the exit flush is quiet.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,12 +149,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _flags_without_metavar()
     try:
-        result = app(args=args, prog_name="lorabench", standalone_mode=False)
+        with signals_handled():
+            result = app(args=args, prog_name="lorabench", standalone_mode=False)
+            _flush_stdout()
     except LorabenchError as exc:
-        return _fail(str(exc))
-    except typer.Abort:
-        sys.stderr.write("lorabench: aborted\n")
-        return 130
+        return _fail(str(exc), exc.exit_status)
+    except OSError as exc:
+        if not is_environment_failure(exc):
+            raise
+        _silence_stdout()
+        return _fail(_environment_message(exc), EXIT_ENVIRONMENT)
+    except (typer.Abort, KeyboardInterrupt):
+        return _fail("interrupted by SIGINT", 130)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except Exception as exc:

@@ -50,10 +50,13 @@ def sweep_command(
         ),
     ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Start a sweep of more than 1,000 runs without asking.")
+    ] = False,
 ) -> None:
     """Expand a matrix (method x rank x bits x batch ...) into runs and measure each; OOM is a result."""
-    from lorabench.errors import ConfigError
-    from lorabench.measure.sweep import check_datasets, load_sweep, summarise
+    from lorabench.errors import ConfigError, Interrupted, signal_name
+    from lorabench.measure.sweep import check_datasets, check_models, check_records, load_sweep, summarise
     from lorabench.records import write_json_atomic
 
     if backend not in ("local", "ray"):
@@ -72,8 +75,19 @@ def sweep_command(
         import_ray()  # say it is missing before the matrix is read
     sweep = load_sweep(matrix, out, repeats)
     check_datasets(sweep)  # a missing or malformed dataset file fails here, before any run starts
-    with _cluster(sweep, backend, address) as cluster:  # Ray: reached and checked before anything is written
-        records = _run(sweep, cluster, workers, timeout_s, as_json)
+    check_models(sweep)  # an unknown model, or a local config.json with impossible sizes
+    check_records(sweep)  # so does a corrupt record of an earlier launch (a resume trusts them)
+    _confirm_size(sum(1 for r in sweep.runs if not r.done()), yes)
+    try:
+        with _cluster(sweep, backend, address) as cluster:  # Ray: reached and checked before anything is written
+            records = _run(sweep, cluster, workers, timeout_s, as_json)
+    except Interrupted as exc:
+        recorded = sum(1 for r in sweep.runs if r.done())
+        raise Interrupted(
+            exc.signum,
+            f"sweep interrupted by {signal_name(exc.signum)}: {recorded} of {len(sweep.runs)} runs recorded in "
+            f"{out} (a stopped run is recorded as interrupted and redone); rerun the same command to resume",
+        ) from None
     rows = summarise(sweep, records)
     write_json_atomic(out / "summary.json", {"matrix": str(matrix), "repeats": repeats, "rows": rows})
     if as_json:
@@ -147,6 +161,22 @@ def _run(
         if workers == 1:
             return run_sweep(sweep, on_start=started, on_done=finished, timeout_s=timeout_s)
         return run_sweep_workers(sweep, workers, timeout_s=timeout_s, on_progress=progressed)
+
+
+def _confirm_size(pending: int, yes: bool) -> None:
+    """Ask before starting more than MAX_UNCONFIRMED_RUNS runs (refuse without a terminal unless --yes)."""
+    import sys
+
+    from lorabench.errors import ConfigError
+    from lorabench.measure.sweep import MAX_UNCONFIRMED_RUNS
+
+    if yes or pending <= MAX_UNCONFIRMED_RUNS:
+        return
+    what = f"{pending:,} runs to run (more than {MAX_UNCONFIRMED_RUNS:,})"
+    if not sys.stdin.isatty():
+        raise ConfigError(f"sweep: {what}; pass --yes to start it, or narrow the matrix")
+    if not typer.confirm(f"{what}: start the sweep?", default=False, err=True):
+        raise ConfigError(f"sweep: {what}; not confirmed (pass --yes to start it without asking)")
 
 
 def _ms(mean: float | None, std: float | None, fmt: str) -> str:

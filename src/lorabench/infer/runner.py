@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from lorabench.errors import MeasurementError
+from lorabench import interrupts
+from lorabench.errors import Interrupted, MeasurementError, signal_name
 from lorabench.infer.adapters import AdapterInfo, check_adapter_fits, describe_adapter
 from lorabench.infer.cost import COST_METHOD, cost_per_mtok, serving_rate
 from lorabench.infer.multi import draw_requests, load_adapters, popularity_weights, unload_adapters
@@ -133,6 +134,7 @@ def _measure(ctx: _Context, model: Any, batch: int, prompt_len: int, multi: dict
     weights = multi["weights"] if multi else []
     draws: dict[str, int] = {}
     for _ in range(options.warmup):
+        interrupts.check()
         timed_generate(model, ids, new, _kwargs_for(names, weights, batch, rng))
     cuda = device.type == "cuda"
     tracker = ResourceTracker(trackers_enabled=cuda, devices=[device.index or 0] if cuda else None)
@@ -140,6 +142,7 @@ def _measure(ctx: _Context, model: Any, batch: int, prompt_len: int, multi: dict
     tracker.start()
     try:
         for _ in range(options.repeats):
+            interrupts.check()  # between generations: the profiler and native code never see the signal
             extra = _kwargs_for(names, weights, batch, rng)
             for name in (extra or {}).get("adapter_names", []):
                 draws[name] = draws.get(name, 0) + 1
@@ -325,16 +328,28 @@ def _cell(
 ) -> None:
     ctx.progress(f"{variant}: batch {batch}, prompt {prompt_len}")
     status, message, metrics = "ok", None, None
+    stopped: Interrupted | None = None
     try:
+        interrupts.check()
         metrics = _measure(ctx, model, batch, prompt_len, multi)
         if others_bytes is not None:
             metrics = _alone(metrics, others_bytes)
+    except Interrupted as exc:  # the cell is recorded as interrupted, then the run stops
+        stopped = exc
+        status, message = "interrupted", f"interrupted by {signal_name(exc.signum)}"
     except Exception as exc:  # a cell that dies is a result, recorded with its message
         status = "oom" if _is_oom(exc) else "failed"
         message = f"{type(exc).__name__}: {exc}".strip()[:2000]
         release_memory()
     record = _record(ctx, variant, detail, batch, prompt_len, metrics, status, message, multi)
     ctx.records.append((record, write_infer_record(ctx.prepared.options.out, record)))
+    if stopped is not None:
+        done = sum(1 for r, _ in ctx.records if r.get("status") != "interrupted")
+        raise Interrupted(
+            stopped.signum,
+            f"inference interrupted by {signal_name(stopped.signum)} after {done} cell(s); records (the stopped cell "
+            f"as interrupted) in {ctx.prepared.options.out}",
+        )
 
 
 def _grid(ctx: _Context, variant: str, model: Any, detail: dict[str, Any], multi: dict[str, Any] | None) -> None:
@@ -482,6 +497,8 @@ def run_inference(options: InferOptions, progress: Progress | None = None) -> di
 
     Raises:
         ConfigError, ModelError, DataError: Bad input, before anything is loaded or written.
+        Interrupted: SIGINT / SIGTERM / SIGHUP (under :func:`lorabench.interrupts.signals_handled`) stopped it
+            between generations; the cell being measured is recorded as ``interrupted``.
     """
     prepared = prepare(options)
     cuda = prepared.device.type == "cuda"
@@ -490,7 +507,9 @@ def run_inference(options: InferOptions, progress: Progress | None = None) -> di
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run(prepared, options, cuda, progress)
+        with interrupts.deferred():
+            interrupts.check()
+            return _run(prepared, options, cuda, progress)
     finally:
         torch.set_num_threads(before)
 

@@ -17,11 +17,11 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from lorabench.errors import MeasurementError
+from lorabench.errors import EnvironmentFailure, LorabenchError, MeasurementError
 
 __all__ = ["LEDGER_NAME", "Claim", "Ledger", "process_alive", "process_start"]
 
@@ -100,8 +100,13 @@ class Ledger:
         folder: The sweep's output folder (created).
         busy_timeout_s: How long a transaction waits for another worker's lock.
 
+    Every method raises :class:`~lorabench.errors.EnvironmentFailure` when the ledger cannot be written because of
+    the disk (full, read-only, I/O error, file size limit), and :class:`~lorabench.errors.MeasurementError` for other
+    database errors -- never a raw ``sqlite3`` error.
+
     Raises:
         MeasurementError: The database cannot be opened or is not a ledger.
+        EnvironmentFailure: The disk refuses the database (full, read-only).
     """
 
     def __init__(self, folder: Path, busy_timeout_s: float = 60.0) -> None:
@@ -120,12 +125,14 @@ class Ledger:
                 # Switching to WAL needs a moment alone with the file: another worker opening it can make it busy.
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
-                with self._immediate() as db:
-                    db.execute(_SCHEMA)
+                self._db.execute(_SCHEMA)  # one statement in autocommit mode: atomic on its own
                 break
             except sqlite3.OperationalError as exc:
                 if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
                     self._db.close()
+                    failure = self._failure(exc)
+                    if isinstance(failure, EnvironmentFailure):
+                        raise failure from None
                     raise MeasurementError(f"{self.path}: cannot open the sweep ledger ({exc})") from None
                 time.sleep(0.05)
             except sqlite3.DatabaseError as exc:
@@ -142,16 +149,37 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _failure(self, exc: sqlite3.Error) -> LorabenchError:
+        """A ledger write that failed, as one line: the disk (full, read-only, I/O) or the database file."""
+        text = str(exc)
+        if any(word in text for word in ("full", "I/O", "readonly", "read-only", "too large")):
+            return EnvironmentFailure(
+                f"{self.path}: cannot update the sweep ledger ({text}); free space (or make the folder writable) "
+                "and rerun the same command to resume"
+            )
+        return MeasurementError(f"{self.path}: cannot update the sweep ledger ({text})")
+
     @contextmanager
     def _immediate(self) -> Iterator[sqlite3.Connection]:
         # BEGIN IMMEDIATE takes the write lock at once: read-decide-write cannot interleave with another worker.
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+        except BaseException as exc:
+            with suppress(sqlite3.Error):  # a failed write may have rolled back already
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._failure(exc) from None
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise self._failure(exc) from None
 
     def sync(self, run_ids: Sequence[str], recorded: Callable[[str], bool]) -> None:
         """Add the sweep's runs and reconcile the ledger with the records on disk.
@@ -234,11 +262,23 @@ class Ledger:
                 (run_id, self.pid, self.host),
             )
 
+    def release_quietly(self, run_id: str) -> None:
+        """:meth:`release` where the ledger can still be written; never raises.
+
+        A claim left behind (disk full) is taken over once this process is gone, so a failure here must not hide
+        the error being reported.
+        """
+        with suppress(LorabenchError):
+            self.release(run_id)
+
     def claims(self, run_ids: Collection[str] | None = None) -> list[Claim]:
         """Every row (of ``run_ids`` when given), in plan order."""
-        rows = self._db.execute(
-            "SELECT run_id, state, host, pid, child_pid, attempts, status FROM runs ORDER BY position"
-        ).fetchall()
+        try:
+            rows = self._db.execute(
+                "SELECT run_id, state, host, pid, child_pid, attempts, status FROM runs ORDER BY position"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
         wanted = None if run_ids is None else set(run_ids)
         return [Claim(*row) for row in rows if wanted is None or row[0] in wanted]
 

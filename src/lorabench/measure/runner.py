@@ -10,6 +10,7 @@ the record. Peaks are per device (max over ranks, never summed); throughput sums
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import math
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from lorabench import interrupts
 from lorabench.data import (
     Example,
     batch_token_counts,
@@ -31,7 +33,16 @@ from lorabench.data import (
 )
 from lorabench.data.dataset import LoadedDataset, load_dataset_records, training_texts
 from lorabench.data.encode import MAX_CHARS_PER_TOKEN, encode_rendered
-from lorabench.errors import ConfigError, DataError, LorabenchError, MeasurementError
+from lorabench.errors import (
+    ConfigError,
+    DataError,
+    EnvironmentFailure,
+    Interrupted,
+    LorabenchError,
+    MeasurementError,
+    is_environment_failure,
+    signal_name,
+)
 from lorabench.measure.aggregate import combine_ranks_metrics, gather_metrics
 from lorabench.measure.environment import describe_environment
 from lorabench.measure.options import RunOptions
@@ -262,7 +273,10 @@ def run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None = 
     """Run and measure one fine-tuning job; rank 0 writes ``options.out/result.json``.
 
     Bad input (spec, dataset) raises before anything is written. A run that fails or runs out of memory is
-    recorded with status ``failed`` / ``oom`` and its message.
+    recorded with status ``failed`` / ``oom`` and its message. SIGINT / SIGTERM / SIGHUP (under
+    :func:`lorabench.interrupts.signals_handled`) stop the run at the next micro-batch (every rank at the same
+    step), outside any native callback; the trackers are stopped, the run is recorded as ``interrupted`` and
+    :class:`~lorabench.errors.Interrupted` is raised.
 
     Args:
         spec: What to fine-tune.
@@ -275,7 +289,25 @@ def run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None = 
 
     Raises:
         ConfigError, DataError, ModelError: Bad input, before the run starts.
+        Interrupted: A signal stopped the run (after its record was written).
+        EnvironmentFailure: The adapter or the record could not be written (disk full, read-only).
     """
+    with interrupts.deferred():
+        return _run_training(spec, options, on_step)
+
+
+def _agreed_stop(world: int, device: torch.device) -> None:
+    """Raise Interrupted when a signal arrived; with several ranks, all of them stop at the same step."""
+    if world == 1 or not torch.distributed.is_initialized():
+        interrupts.check()
+        return
+    flag = torch.tensor([float(interrupts.received() or 0)], device=device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    if flag.item() > 0:
+        raise Interrupted(int(flag.item()))
+
+
+def _run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None) -> dict[str, Any]:
     from lorabench.predict import account
 
     rank, world, local_rank = _distributed()
@@ -304,9 +336,14 @@ def run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None = 
     optimizer_name = None
     accelerator = None
     model: Any = None
+    stopped: Interrupted | None = None
     try:
+        if world == 1:  # several ranks agree on a step instead (a rank stopping alone would hang the others)
+            interrupts.check()
         accelerator = _accelerator(spec, cpu=not cuda)
         model = _prepare_model(spec, model_ref, options, device, compute)
+        if world == 1:
+            interrupts.check()
         params = [p for p in model.parameters() if p.requires_grad]
         trainable = sum(p.numel() for p in params)
         optimizer, optimizer_name = _optimizer(spec, params)
@@ -322,6 +359,8 @@ def run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None = 
             padded = nonpad = samples = 0
             step_loss = 0.0
             for micro in range(spec.grad_accum):
+                if world == 1:
+                    interrupts.check()
                 tensors = collate(micros[micro], data.pad_id, data.pad_to)
                 p, n = batch_token_counts(tensors)
                 padded, nonpad, samples = padded + p, nonpad + n, samples + int(tensors["input_ids"].shape[0])
@@ -338,6 +377,15 @@ def run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None = 
             losses.append(step_loss)
             if on_step is not None:
                 on_step(len(losses), steps, step_loss, padded / duration if duration else None)
+            _agreed_stop(world, device)
+    except Interrupted as exc:  # stopped between micro-batches: the trackers stop below, outside native code
+        stopped = exc
+        status, message = (
+            "interrupted",
+            f"interrupted by {signal_name(exc.signum)} after {len(losses)} of {steps} steps",
+        )
+        with contextlib.suppress(MeasurementError):  # a step the signal cut short counts no tokens
+            tracker.step_end(0, 0, 0)
     except LorabenchError:  # bad input found late (e.g. no local weights): not a run result
         if tracker.metrics is None:
             tracker.stop()
@@ -364,8 +412,17 @@ def run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None = 
         unwrapped = accelerator.unwrap_model(model)
         for config in unwrapped.peft_config.values():
             config.base_model_name_or_path = spec.model  # not the temporary folder random weights came from
-        with quiet_hf():
-            unwrapped.save_pretrained(adapter_dir, safe_serialization=True)
+        try:
+            with quiet_hf():
+                unwrapped.save_pretrained(adapter_dir, safe_serialization=True)
+        except Exception as exc:  # OSError, or safetensors' own error carrying the OS error
+            if not is_environment_failure(exc):
+                raise
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise EnvironmentFailure(
+                f"{adapter_dir}: cannot save the adapter ({reason}); no record is written, so a rerun redoes it: "
+                "free space and rerun"
+            ) from None
         adapter_bytes = sum(f.stat().st_size for f in adapter_dir.glob("*.safetensors"))
     record = {
         "status": status,
@@ -395,6 +452,8 @@ def run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None = 
     }
     if rank == 0:
         write_run_record(options.out, record)
+    if stopped is not None:
+        raise Interrupted(stopped.signum, f"run {message}; record: {options.out / 'result.json'} (status interrupted)")
     return record
 
 

@@ -20,6 +20,7 @@ running any configuration twice, and the claim of a worker that was killed is ta
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -40,7 +41,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from lorabench.errors import ConfigError, LorabenchError, MeasurementError
+from lorabench.errors import (
+    EXIT_ENVIRONMENT,
+    ConfigError,
+    EnvironmentFailure,
+    Interrupted,
+    MeasurementError,
+)
+from lorabench.interrupts import STOP_GRACE_S, stop_child
 from lorabench.measure.ledger import Ledger
 from lorabench.measure.options import RunOptions
 from lorabench.measure.record import RECORD_NAME, read_run_record, write_run_record
@@ -49,12 +57,17 @@ from lorabench.records import write_json_atomic
 from lorabench.spec import RunSpec, parse_spec
 
 __all__ = [
+    "MAX_UNCONFIRMED_RUNS",
     "PlannedRun",
     "Sweep",
     "check_datasets",
+    "check_models",
+    "check_out",
+    "check_records",
     "gpu_slots",
     "load_sweep",
     "prepare",
+    "record_state",
     "remove_stale_temporaries",
     "run_sweep",
     "run_sweep_workers",
@@ -79,8 +92,11 @@ class PlannedRun:
         return self.options.out
 
     def done(self) -> bool:
-        """True when a complete record exists (whatever its status)."""
-        return (self.folder / RECORD_NAME).is_file()
+        """True when a complete record exists (whatever its status, except ``interrupted``: that run is redone).
+
+        A corrupt record counts as done here; :func:`check_records` reports it before a sweep starts.
+        """
+        return record_state(self.folder) in ("done", "corrupt")
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,90 @@ class Sweep:
 
 
 _MAX_COMBINATIONS = 100_000
+MAX_UNCONFIRMED_RUNS = 1_000  # more runs to run than this need --yes (or a yes at the terminal)
+
+
+def record_state(folder: Path) -> str:
+    """``missing``, ``done``, ``interrupted`` (a signal stopped it: redo it) or ``corrupt`` (unreadable)."""
+    path = folder / RECORD_NAME
+    try:
+        if not path.is_file():
+            return "missing"
+    except OSError:
+        return "missing"
+    try:
+        record = read_run_record(path)
+    except MeasurementError:
+        return "corrupt"
+    return "interrupted" if record.get("status") == "interrupted" else "done"
+
+
+def check_models(sweep: Sweep) -> None:
+    """Resolve every model of the sweep once (a local ``config.json`` has its sizes checked) before any run starts.
+
+    Raises:
+        ModelError: An unknown model, or a config whose sizes are invalid (file and field named).
+    """
+    from lorabench.models import resolve_model
+
+    for model in sorted({r.spec.model for r in sweep.runs}):
+        resolve_model(model)
+
+
+def check_records(sweep: Sweep) -> None:
+    """Read every existing run record of the sweep before any run starts (a resume trusts them).
+
+    Raises:
+        MeasurementError: A record cannot be read or is not a run record (its path, and what to do).
+    """
+    corrupt = []
+    for run in sweep.runs:
+        if record_state(run.folder) == "corrupt":
+            corrupt.append(run.folder / RECORD_NAME)
+    if corrupt:
+        try:
+            read_run_record(corrupt[0])
+            reason = "unreadable"
+        except MeasurementError as exc:
+            reason = str(exc).split(": ", 1)[-1]
+        more = f" ({len(corrupt) - 1} more corrupt record(s) in {sweep.out})" if len(corrupt) > 1 else ""
+        raise MeasurementError(
+            f"{corrupt[0]}: corrupt run record ({reason}); delete it (or move it away) to redo that run, then rerun "
+            f"the same command{more}"
+        )
+
+
+def check_out(out: Path) -> None:
+    """Check that the sweep folder's path (and its run folders) can exist on this filesystem.
+
+    Raises:
+        ConfigError: A component of ``out`` is longer than the filesystem allows, or the path is too long.
+    """
+    probe = out
+    while probe != probe.parent:
+        try:
+            if probe.exists():
+                break
+        except OSError:  # too long to even look up
+            pass
+        probe = probe.parent
+    try:
+        name_max = os.pathconf(probe, "PC_NAME_MAX")
+        path_max = os.pathconf(probe, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for part in out.parts:
+        size = len(os.fsencode(part))
+        if size > name_max:
+            raise ConfigError(
+                f"--out: the name {part[:40]}... is {size} bytes, longer than this filesystem allows ({name_max}); "
+                "choose a shorter folder name"
+            )
+    # A run folder adds its id (model label, hash and repeat: up to ~200 bytes) and file names below it.
+    if len(os.fsencode(str(out.absolute()))) + 256 > path_max:
+        raise ConfigError(
+            f"--out: the path is too long for this filesystem ({path_max} bytes at most, with run folders)"
+        )
 
 
 def _digest(payload: Mapping[str, Any]) -> str:
@@ -152,6 +252,7 @@ def load_sweep(path: Path, out: Path, repeats: int = 1) -> Sweep:
     """
     if repeats < 1:
         raise ConfigError(f"--repeats: must be >= 1 (got {repeats})")
+    check_out(out)
     data = _read_matrix(path)
     base = dict(data.get("base") or {})
     matrix: dict[str, list[Any]] = dict(data.get("matrix") or {})
@@ -266,15 +367,16 @@ def execute(
         proc.kill()
         _, stderr = proc.communicate()
         code, err = None, f"timed out after {timeout_s} s; {stderr or ''}"
-    except BaseException:
-        proc.kill()
-        proc.wait()
+    except BaseException as exc:  # stopped by a signal: forward it and wait, so no run is left holding a GPU
+        stop_child(proc, exc.signum if isinstance(exc, Interrupted) else None)
         raise
-    if run.done():
+    if record_state(run.folder) in ("done", "interrupted"):
         return read_run_record(run.folder)
-    if code == 2:
+    if code in (2, EXIT_ENVIRONMENT):
         lines = [ln for ln in (err or "").splitlines() if ln.startswith("lorabench: error:")]
         message = lines[-1].removeprefix("lorabench: error: ") if lines else (err or "").strip()[-500:]
+        if code == EXIT_ENVIRONMENT:
+            raise EnvironmentFailure(f"{run.run_id}: {message}")
         raise ConfigError(f"{run.run_id}: {message}")
     how = (
         "timed out"
@@ -292,11 +394,15 @@ def execute(
         "options": run.options.model_dump(mode="json"),
         "metrics": {},
     }
-    write_run_record(run.folder, record)
+    try:
+        write_run_record(run.folder, record)
+    except EnvironmentFailure as exc:  # keep the run's own words: they say why it died
+        raise EnvironmentFailure(f"{run.run_id}: {record['message']}; and its record: {exc}") from None
     return read_run_record(run.folder)
 
 
 def _prepare(sweep: Sweep) -> None:
+    check_records(sweep)
     write_json_atomic(
         sweep.out / "sweep-plan.json",
         {
@@ -360,8 +466,8 @@ def work(
                 on_start(run)
             try:
                 record = execute(run, timeout_s, on_spawn=functools.partial(ledger.set_child, run_id))
-            except LorabenchError:
-                ledger.release(run_id)
+            except BaseException:  # bad input, a full disk, a signal: the claim goes back (when the disk lets it)
+                ledger.release_quietly(run_id)
                 raise
             ledger.finish(run_id, str(record.get("status")))
             ran += 1
@@ -475,19 +581,18 @@ def run_sweep_workers(
             claims = ledger.claims(run_ids)
             if on_progress is not None:
                 on_progress(sum(c.state == "done" for c in claims), [])
-    except BaseException:
-        for proc, _ in procs:
-            proc.kill()
-            proc.wait()
+    except BaseException as exc:
+        _stop_workers([p for p, _ in procs], exc.signum if isinstance(exc, Interrupted) else None)
         raise
     errors = []
     for proc, err in procs:
         err.seek(0)
         text = err.read().decode("utf-8", errors="replace")
         err.close()
-        if proc.returncode == 2:
+        if proc.returncode in (2, EXIT_ENVIRONMENT):
             lines = [ln for ln in text.splitlines() if ln.startswith("lorabench: error:")]
-            raise ConfigError(lines[-1].removeprefix("lorabench: error: ") if lines else text.strip()[-500:])
+            message = lines[-1].removeprefix("lorabench: error: ") if lines else text.strip()[-500:]
+            raise (EnvironmentFailure if proc.returncode == EXIT_ENVIRONMENT else ConfigError)(message)
         if proc.returncode != 0:
             tail = " | ".join(text.strip().splitlines()[-2:])[-300:]
             errors.append(f"exit {proc.returncode}" + (f" ({tail})" if tail else ""))
@@ -498,6 +603,20 @@ def run_sweep_workers(
             "rerun the same command to resume"
         )
     return [read_run_record(r.folder) for r in sweep.runs]
+
+
+def _stop_workers(procs: Sequence[subprocess.Popen[bytes]], signum: int | None) -> None:
+    """Forward ``signum`` to every worker (each forwards it to its run), wait for all, kill what is left."""
+    for proc in procs:
+        if signum is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+    deadline = time.monotonic() + (STOP_GRACE_S + 5.0 if signum is not None else 0.0)
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except (subprocess.TimeoutExpired, Interrupted):
+            stop_child(proc, None)
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:

@@ -2,7 +2,8 @@
 
 ``lorabench sweep --workers N`` starts N of these (an argument list, never a shell string). Each expands the same
 matrix, then claims runs through the sweep's ledger and runs them one by one (each in its own subprocess) until
-none is left. Exit status: 0 when every run is done, 2 on bad input (one line on stderr).
+none is left. Exit status: 0 when every run is done, 2 on bad input, 74 when the disk refuses a write, 128 + N when
+signal N stopped it (forwarded to its run, which records itself as ``interrupted``); one line on stderr.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from lorabench.errors import LorabenchError
+from lorabench.interrupts import signals_handled
 
 __all__ = ["main"]
 
@@ -29,12 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        from lorabench.measure.sweep import load_sweep, work
+        with signals_handled():
+            from lorabench.measure.sweep import load_sweep, work
 
-        work(load_sweep(args.matrix, args.out, args.repeats), timeout_s=args.timeout_s)
+            work(load_sweep(args.matrix, args.out, args.repeats), timeout_s=args.timeout_s)
     except LorabenchError as exc:
         sys.stderr.write(f"lorabench: error: {' '.join(str(exc).split())}\n")
-        return 2
+        return exc.exit_status
     return 0
 
 

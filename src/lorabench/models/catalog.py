@@ -188,6 +188,9 @@ def _from_directory(path: Path, key: str, note: str | None = None) -> ResolvedMo
         raise ModelError(f"{config_file}: transformers cannot read it ({exc})") from None
     if not isinstance(content, dict):
         raise ModelError(f"{config_file}: transformers cannot read it (not a JSON object)")
+    from lorabench.models.validate import check_model_config
+
+    check_model_config(content, str(config_file))  # sizes from a file, checked before anything is built from them
     return ResolvedModel(
         key=key, display_name=key, source=str(config_file), config_content=content, local_dir=path, note=note
     )
