@@ -862,6 +862,13 @@ def _check(case: Case, tmp_path: Path, code: int, out: str, err: str) -> None:
     assert not [p for p in tmp_path.rglob("*.tmp")], "a temporary file was left behind"
 
 
+# serve: refused before it binds a port
+CASES += [
+    _case("serve-port-out-of-range", "serve --port 70000", "--port"),
+    _case("serve-timeout-zero", "serve --simulate-timeout 0", "--simulate-timeout"),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_line_and_exit_2(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = _materialise(case, tmp_path)
