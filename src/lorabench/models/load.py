@@ -112,7 +112,7 @@ def training_dtype(bits: int, device_type: str, cpu_dtype: CpuDtype = "auto") ->
         return TrainingDtype(torch.float32, f"{scope}fp32 forced on CPU (--cpu-dtype fp32)")
     native, evidence = cpu_native_bf16()
     if native:
-        return TrainingDtype(torch.bfloat16, f"{scope}bf16, the CPU computes bf16 natively ({evidence})")
+        return TrainingDtype(torch.bfloat16, f"{scope}CPU computes bf16 natively ({evidence})")
     return TrainingDtype(
         torch.float32, f"{scope}fp32 on CPU: bf16 would be emulated ({evidence}); --cpu-dtype bf16 forces bf16"
     )
