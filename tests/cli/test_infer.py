@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +90,43 @@ def test_adapter_for_another_architecture_exits_2(capsys: pytest.CaptureFixture[
     assert code == 2 and err.count("\n") == 1
     assert "was not trained for tiny" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def _infer_output(tmp_path: Path, name: str, terminal: bool, *extra: str) -> str:
+    """Run a 2-cell ``infer`` (tiny base, 2 batch sizes) in a child process; its stdout as a terminal or a pipe."""
+    args = ["infer", "--model", "tiny", "--batch-sizes", "1,2", "--prompt-lens", "8", "--max-new-tokens", "2"]
+    args += ["--repeats", "1", "--warmup", "0", "--cpu-threads", "1", "--out", str(tmp_path / name), *extra]
+    command = [sys.executable, "-m", "lorabench.cli.main", *args]
+    env = {**os.environ, "COLUMNS": "160"}
+    if not terminal:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout + proc.stderr
+    import pty
+
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(command, stdout=follower, stderr=subprocess.DEVNULL, env=env)
+    os.close(follower)
+    chunks = []
+    while True:  # read while it runs: a full terminal buffer would block the child
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert child.wait(timeout=300) == 0
+    return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.integration
+def test_infer_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    bar = _infer_output(tmp_path, "tty", True)
+    assert "ETA" in bar and "2/2" in bar and "measured" in bar
+    piped = _infer_output(tmp_path, "pipe", False)
+    assert "ETA" not in piped and "2/2" not in piped and "measured" not in piped
+    assert "records in" in piped  # the table still prints
+    as_json = _infer_output(tmp_path, "json", True, "--json")
+    assert "ETA" not in as_json and json.loads(as_json[as_json.index("{") :])["rows"]

@@ -145,3 +145,23 @@ def test_nearby_query_imports_no_transformers(cache: Path) -> None:
     assert result["loaded"] == []
     assert result["peak"] > 0 and result["time"] > 0
     resolve_model("tiny")  # the reference still resolves here
+
+
+def test_cold_build_skips_bitsandbytes_and_leaves_it_importable(cache: Path) -> None:
+    code = (
+        "import json, sys\n"
+        "from lorabench.models.facts import model_facts\n"
+        "from lorabench.spec import RunSpec\n"
+        "facts = model_facts(RunSpec(model='tiny', targets='all-linear', bits=4))\n"
+        "during = 'bitsandbytes' in sys.modules\n"
+        "from peft.import_utils import is_bnb_4bit_available\n"
+        "from peft.tuners.lora import Linear4bit\n"  # PEFT's lazy bnb export, as a later QLoRA run uses it
+        "import bitsandbytes\n"
+        "print(json.dumps({'built': facts.built, 'during': during, 'bnb4': is_bnb_4bit_available(),"
+        " 'module': type(sys.modules['bitsandbytes']).__name__, 'layer': Linear4bit.__name__}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC), "LORABENCH_CACHE_DIR": str(cache)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"built": "built", "during": False, "bnb4": True, "module": "module", "layer": "Linear4bit"}

@@ -121,13 +121,18 @@ def infer_command(
         order=order,
     )
     prepare(options)  # every bad input fails here, before a model is loaded or a record written
-    console = Console(stderr=True)
     if as_json:
         summary = run_inference(options)
         typer.echo(json.dumps(summary, indent=2))
         return
-    with console.status("measuring") as status:
-        summary = run_inference(options, progress=lambda line: status.update(f"measuring {line}"))
+    from lorabench.measure.progress import CellProgress, progress_wanted
+
+    if progress_wanted(as_json):  # a bar on a terminal; nothing in pipes, files and CI logs
+        cells = len(options.selected_variants()) * len(options.batch_sizes) * len(options.prompt_lens)
+        with CellProgress(cells) as bar:
+            summary = run_inference(options, progress=bar)
+    else:
+        summary = run_inference(options)
     render_infer(summary, Console())
 
 

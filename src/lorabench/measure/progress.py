@@ -22,7 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["StepProgress", "SweepProgress", "progress_wanted"]
+__all__ = ["CellProgress", "StepProgress", "SweepProgress", "progress_wanted"]
 
 
 def progress_wanted(as_json: bool, stream: Any = None) -> bool:
@@ -76,6 +76,51 @@ class StepProgress:
             loss="n/a" if loss is None else f"{loss:.3f}",
             rate="n/a" if tokens_per_s is None else f"{tokens_per_s:,.0f}",
         )
+
+
+class CellProgress:
+    """A rich progress bar over measurement cells (``infer``'s variant x batch x prompt grid): done / total and ETA.
+
+    Use as a context manager; call it with the cell's description just before each cell runs (the runner's
+    ``progress`` hook). The total is an upper bound the caller computes; the bar ends at the cells that ran.
+
+    Args:
+        total: Cells expected.
+        console: Where to draw (default: a stdout console).
+    """
+
+    def __init__(self, total: int, console: Console | None = None) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console or Console(),
+            transient=False,
+        )
+        self._total = max(total, 1)
+        self._started = 0
+        self._task: Any = None
+
+    def __enter__(self) -> CellProgress:
+        self._progress.start()
+        self._task = self._progress.add_task("measuring", total=self._total)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self._progress.update(self._task, completed=self._started, total=self._started, description="measured")
+        self._progress.stop()
+
+    def __call__(self, line: str) -> None:
+        """A cell starts: the ones before it are done."""
+        self._progress.update(
+            self._task, completed=self._started, total=max(self._total, self._started + 1), description=line
+        )
+        self._started += 1
 
 
 class _Recordable(Protocol):

@@ -494,11 +494,9 @@ def _adapters(peft_model: torch.nn.Module) -> tuple[list[AdapterFact], dict[str,
 
 def _build(spec: RunSpec, resolved: ResolvedModel, key: Mapping[str, Any]) -> ModelFacts:
     """Build the meta model with its adapter once and read every fact from it."""
-    from peft import get_peft_model
-
     from lorabench.errors import ModelError
     from lorabench.methods import check_targets, effective_dropout, lora_config
-    from lorabench.models.build import build_meta_model, quiet_hf
+    from lorabench.models.build import build_meta_model, quiet_hf, without_bitsandbytes
     from lorabench.predict.memory.params import (
         _base_components,
         _count_adapted,
@@ -516,8 +514,10 @@ def _build(spec: RunSpec, resolved: ResolvedModel, key: Mapping[str, Any]) -> Mo
     check_targets(spec, base, resolved.display_name)
     scanned, units = _scan_groups(base)
     dropout, dropout_note = effective_dropout(spec, base)
-    peft_config = lora_config(spec, base)
-    with quiet_hf():
+    with quiet_hf(), without_bitsandbytes():  # the meta model is unquantized: PEFT's bnb dispatchers cannot match
+        from peft import get_peft_model
+
+        peft_config = lora_config(spec, base)
         try:
             peft_model = get_peft_model(base, peft_config)
         except ValueError as exc:  # PEFT's own checks (e.g. layers_to_transform on a model without layers)

@@ -86,10 +86,11 @@ def cpu_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[bool, str]:
 def training_dtype(bits: int, device_type: str, cpu_dtype: CpuDtype = "auto") -> TrainingDtype:
     """The dtype the base model is loaded in for training on ``device_type``.
 
-    GPUs: bf16. CPUs, 16-bit bases: bf16 where the CPU computes it natively (or ``cpu_dtype="bf16"``
-    forces it), else fp32 -- emulated bf16 is many times slower, and fp32 gives the same trained adapter
-    semantics at twice the weight memory. 8/4-bit bases keep bf16 for the layers bitsandbytes leaves
-    16-bit (k-bit preparation upcasts the trainable-path ones to fp32 anyway).
+    GPUs: bf16. CPUs: bf16 where the CPU computes it natively (or ``cpu_dtype="bf16"`` forces it), else
+    fp32 -- emulated bf16 is many times slower, and fp32 gives the same trained adapter semantics at twice
+    the weight memory. 8/4-bit bases follow the same rule for the layers bitsandbytes leaves unquantized and,
+    at 4 bits, for bitsandbytes' compute dtype (``bnb_4bit_compute_dtype``; :func:`load_for_training`
+    applies it); the quantized weights themselves stay int8 / NF4.
 
     Args:
         bits: The spec's base bits.
@@ -101,17 +102,19 @@ def training_dtype(bits: int, device_type: str, cpu_dtype: CpuDtype = "auto") ->
     """
     if device_type != "cpu":
         return TrainingDtype(torch.bfloat16, f"bf16 base on {device_type}")
+    scope = ""
     if bits < 16:
-        return TrainingDtype(torch.bfloat16, f"{bits}-bit base: bitsandbytes layers; the rest bf16 before k-bit prep")
+        computed = "layers bitsandbytes leaves unquantized" + (" and 4-bit compute" if bits == 4 else "")
+        scope = f"{bits}-bit base, {'int8' if bits == 8 else 'NF4'} weights; {computed}: "
     if cpu_dtype == "bf16":
-        return TrainingDtype(torch.bfloat16, "bf16 forced on CPU (--cpu-dtype bf16)")
+        return TrainingDtype(torch.bfloat16, f"{scope}bf16 forced on CPU (--cpu-dtype bf16)")
     if cpu_dtype == "fp32":
-        return TrainingDtype(torch.float32, "fp32 forced on CPU (--cpu-dtype fp32)")
+        return TrainingDtype(torch.float32, f"{scope}fp32 forced on CPU (--cpu-dtype fp32)")
     native, evidence = cpu_native_bf16()
     if native:
-        return TrainingDtype(torch.bfloat16, f"CPU computes bf16 natively ({evidence})")
+        return TrainingDtype(torch.bfloat16, f"{scope}CPU computes bf16 natively ({evidence})")
     return TrainingDtype(
-        torch.float32, f"fp32 on CPU: bf16 would be emulated ({evidence}); --cpu-dtype bf16 forces bf16"
+        torch.float32, f"{scope}fp32 on CPU: bf16 would be emulated ({evidence}); --cpu-dtype bf16 forces bf16"
     )
 
 
@@ -154,6 +157,8 @@ def load_for_training(
         )
     quant = quantization_config(spec)
     dtype = dtype or training_dtype(spec.bits, device.type).dtype
+    if quant is not None and quant.load_in_4bit and device.type == "cpu":
+        quant.bnb_4bit_compute_dtype = dtype  # the CPU rule of training_dtype (GPUs keep bf16)
     device_map = {"": device}
     with quiet_hf():
         if not use_random and model.local_dir is not None:

@@ -16,6 +16,7 @@ transformers does for a batch with padding (:func:`transformers.masking_utils.sd
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from torch import nn
 
 from lorabench.methods import check_targets
 from lorabench.models import ResolvedModel, build_meta_model
+from lorabench.models.build import without_bitsandbytes
 from lorabench.models.load import training_dtype
 from lorabench.predict.memory.params import _is_quantized, modules_kept_unquantized
 from lorabench.predict.memory.simulation.bnb import Target, quant_constant_tensors, sim_linear_4bit, sim_linear_8bit
@@ -190,7 +192,8 @@ def build_sim_model(spec: RunSpec, resolved: ResolvedModel, target: Target, padd
         notes.append(FLASH_NOTE)
     _use_attention(base, padded)
     quantized = _quantize_linears(base, spec.bits, target) if spec.bits < 16 else 0
-    with torch.device("meta"):
+    unquantized = without_bitsandbytes() if spec.bits == 16 else contextlib.nullcontext()
+    with torch.device("meta"), unquantized:
         model = prepare_for_training(base, spec)
     if spec.cross_entropy == "fused":
         _fuse_cross_entropy(model)
