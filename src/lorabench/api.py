@@ -382,17 +382,54 @@ def _launch(
     from lorabench.errors import Interrupted
     from lorabench.interrupts import stop_child
 
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _, stderr = proc.communicate()
-    except BaseException as exc:  # forward a signal to torchrun (it stops its ranks) and wait: no orphaned rank
-        stop_child(proc, exc.signum if isinstance(exc, Interrupted) else None)
-        raise
+    if progress:
+        stderr, returncode = _launch_with_progress(command, folder, RunSpec.model_validate(spec).label(), nproc)
+    else:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _, stderr = proc.communicate()
+        except BaseException as exc:  # forward a signal to torchrun (it stops its ranks) and wait: no orphaned rank
+            stop_child(proc, exc.signum if isinstance(exc, Interrupted) else None)
+            raise
+        returncode = proc.returncode
     try:
         return read_run_record(folder)
     except MeasurementError:
         tail = " ".join((stderr or "").strip().splitlines()[-3:])
-        raise MeasurementError(f"distributed run wrote no record (exit {proc.returncode}): {tail}") from None
+        raise MeasurementError(f"distributed run wrote no record (exit {returncode}): {tail}") from None
+
+
+def _launch_with_progress(command: list[str], folder: Path, label: str, nproc: int) -> tuple[str, int]:
+    """Run torchrun while a progress bar follows rank 0's step lines; return (stderr, exit status)."""
+    import os
+    import tempfile
+    import time
+
+    from lorabench.errors import Interrupted
+    from lorabench.interrupts import stop_child
+    from lorabench.measure.progress import StepProgress
+    from lorabench.measure.worker import PROGRESS_FILE_ENV, read_progress
+
+    path = folder / "progress.jsonl"
+    path.unlink(missing_ok=True)
+    env = {**os.environ, PROGRESS_FILE_ENV: str(path)}
+    offset = 0
+    with tempfile.TemporaryFile("w+") as err, StepProgress(f"training {label} on {nproc} processes") as bar:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, text=True, env=env)
+        try:
+            while True:
+                done = proc.poll() is not None
+                steps, offset = read_progress(path, offset)
+                for step in steps:
+                    bar(*step)
+                if done:
+                    break
+                time.sleep(0.2)
+        except BaseException as exc:  # forward a signal to torchrun (it stops its ranks) and wait: no orphaned rank
+            stop_child(proc, exc.signum if isinstance(exc, Interrupted) else None)
+            raise
+        err.seek(0)
+        return err.read(), int(proc.returncode)
 
 
 def run(

@@ -81,38 +81,28 @@ def test_run_on_a_terminal_shows_progress_and_json_stays_quiet(tmp_path: Path) -
 
 @pytest.mark.integration
 def test_two_process_ddp_run_on_gloo(tmp_path: Path) -> None:
+    import pty
+
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lorabench.cli.main",
-            "run",
-            "--model",
-            "tiny",
-            "--max-steps",
-            "4",
-            "--warmup-steps",
-            "1",
-            "--seq-len",
-            "32",
-            "--batch-size",
-            "2",
-            "--examples",
-            "32",
-            "--nproc",
-            "2",
-            "--out",
-            str(tmp_path / "ddp"),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    command = [sys.executable, "-m", "lorabench.cli.main", "run", "--model", "tiny", "--max-steps", "4"]
+    command += ["--warmup-steps", "1", "--seq-len", "32", "--batch-size", "2", "--examples", "32", "--nproc", "2"]
+    command += ["--out", str(tmp_path / "ddp")]
+    leader, follower = pty.openpty()  # on a terminal: the parent's bar follows rank 0's steps
+    proc = subprocess.Popen(command, stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    chunks = []
+    while True:  # read while it runs: a full terminal buffer would block the child
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()[-2000:] if proc.stderr else ""
+    bar = b"".join(chunks).decode(errors="replace")
+    assert "on 2 processes" in bar and "4/4" in bar and "tok/s" in bar and "ETA" in bar
     record = json.loads((tmp_path / "ddp" / "result.json").read_text())
     assert record["status"] == "ok"
     assert record["world_size"] == 2 and len(record["per_rank"]) == 2

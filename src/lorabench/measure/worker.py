@@ -20,10 +20,21 @@ from typing import Any
 from lorabench.errors import EXIT_ENVIRONMENT, LorabenchError, is_environment_failure
 from lorabench.interrupts import deferred, signals_handled
 
-__all__ = ["EXIT_FAILED", "EXIT_OOM", "main", "worker_command", "write_launch_file"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OOM",
+    "PROGRESS_FILE_ENV",
+    "main",
+    "progress_hook",
+    "read_progress",
+    "worker_command",
+    "write_launch_file",
+]
 
 EXIT_OOM = 3
 EXIT_FAILED = 4
+PROGRESS_FILE_ENV = "LORABENCH_PROGRESS_FILE"
+"""When set, rank 0 appends one JSON line per optimizer step to this file (the parent's progress bar reads it)."""
 
 
 def worker_command(launch: Path, nproc: int) -> list[str]:
@@ -49,6 +60,44 @@ def write_launch_file(path: Path, spec: dict[str, Any], options: dict[str, Any])
     write_json_atomic(path, {"spec": spec, "options": options})
 
 
+def progress_hook() -> Any:
+    """The step hook that feeds a parent's progress bar, or None (no :data:`PROGRESS_FILE_ENV`, or not rank 0).
+
+    Each line is ``[step, total_steps, loss, tokens_per_s]``; tokens/s is rank 0's padded rate times the world
+    size (every rank runs the same batch shapes), so the bar shows the whole run's rate.
+    """
+    path = os.environ.get(PROGRESS_FILE_ENV)
+    if not path or os.environ.get("RANK", "0") != "0":
+        return None
+    ranks = int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+    def hook(step: int, total: int, loss: float | None, tokens_per_s: float | None) -> None:
+        rate = None if tokens_per_s is None else tokens_per_s * ranks
+        with open(path, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps([step, total, loss, rate]) + "\n")
+
+    return hook
+
+
+def read_progress(path: Path, offset: int) -> tuple[list[tuple[int, int, float | None, float | None]], int]:
+    """Complete lines of a progress file from byte ``offset``: ``(steps, new offset)``; a missing file is empty."""
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(offset)
+            data = stream.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+    steps = []
+    for line in data[:end].splitlines():
+        try:
+            step, total, loss, rate = json.loads(line)
+            steps.append((int(step), int(total), loss, rate))
+        except (ValueError, TypeError):
+            continue
+    return steps, offset + end
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the launch file's spec; the record lands in ``options.out``."""
     args = sys.argv[1:] if argv is None else argv
@@ -62,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
             payload = json.loads(Path(args[0]).read_text("utf-8"))
             spec, options = RunSpec.model_validate(payload["spec"]), RunOptions.model_validate(payload["options"])
-            record = run_training(spec, options)
+            record = run_training(spec, options, on_step=progress_hook())
     except LorabenchError as exc:
         sys.stderr.write(f"lorabench: error: {' '.join(str(exc).split())}\n")
         return exc.exit_status
