@@ -139,7 +139,7 @@ def test_a_six_step_record_is_scaled_to_the_whole_job(tmp_path: Path) -> None:
     ("record", "row", "needle"),
     [
         ({"device": "cpu"}, "gpu: RTX4090", "measured on cpu, not RTX4090"),
-        ({"device": "cpu"}, "usd_per_gpu_hour: 1", "measured on cpu, not a GPU"),
+        ({"device": "cpu"}, "count: 1", "measured on a CPU; give usd_per_gpu_hour"),
         ({"name": "NVIDIA H200"}, "gpu: RTX 4090", "measured on H200, not RTX4090"),
         ({"world": 1}, "count: 4, usd_per_gpu_hour: 1", "measured on 1 GPU(s), not 4"),
     ],
@@ -152,6 +152,17 @@ def test_a_record_from_another_device_is_refused(
     with pytest.raises(ConfigError) as err:
         _rows(tmp_path, text)
     assert needle in str(err.value)
+
+
+def test_a_cpu_record_is_priced_on_the_cpu_at_the_rows_own_rate(tmp_path: Path) -> None:
+    _run_record(tmp_path / "runs" / "r", device="cpu")
+    rows = _rows(
+        tmp_path, "dataset: {tokens: 1000}\nself_hosted:\n  - {name: R, results: runs/r, usd_per_gpu_hour: 2}\n"
+    )
+    row = next(r for r in rows if r.name == "R")
+    assert row.gpu == "cpu" and row.provenance["time_s"]["kind"] == "measured"
+    assert row.provenance["cost_usd"] == {"kind": "input", "usd_per_gpu_hour": 2.0}
+    assert row.cost_usd == pytest.approx(row.time_s / 3600 * 2)
 
 
 def test_a_record_without_throughput_is_refused(tmp_path: Path) -> None:

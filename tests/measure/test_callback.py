@@ -129,7 +129,7 @@ def test_inferred_spec_and_notes_and_report_and_cost_accept_the_record(
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(
         "dataset: {tokens: 1000000}\n"
-        "self_hosted:\n  - {name: callback-run, results: results/run, gpu: a5000}\n"
+        "self_hosted:\n  - {name: callback-run, results: results/run, usd_per_gpu_hour: 0.1}\n"
         "services: []\nreferences: []\n"
     )
     assert main(["cost", str(scenario), "--json"]) == 0

@@ -79,7 +79,7 @@ def test_callback_in_an_sft_trainer_script(tmp_path: Path, capsys: pytest.Captur
     assert "llama-rslora-r8-16bit" in (tmp_path / "report" / "report.md").read_text()
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(
-        "dataset: {tokens: 1000000}\nself_hosted:\n  - {name: sft, results: results/sft, gpu: a5000}\n"
+        "dataset: {tokens: 1000000}\nself_hosted:\n  - {name: sft, results: results/sft, usd_per_gpu_hour: 0.1}\n"
         "services: []\nreferences: []\n"
     )
     capsys.readouterr()

@@ -383,7 +383,12 @@ def _scaled_time(
 
         claimed = resolve_gpu(claimed).key
     gpu = claimed or measured
-    if measured == "cpu" or gpu != measured:
+    if measured == "cpu" and claimed is None and row.usd_per_gpu_hour is None:
+        raise ConfigError(
+            f"self_hosted {row.name}: {file} was measured on a CPU; give usd_per_gpu_hour (the machine's hourly "
+            "rate) to price it there, or a spec: row for a predicted time on a GPU"
+        )
+    if gpu != measured:
         raise ConfigError(
             f"self_hosted {row.name}: {file} was measured on {measured}, not {gpu if gpu != 'cpu' else 'a GPU'}; "
             "a measured time is priced only on the device it was measured on "
@@ -484,8 +489,12 @@ def _self_hosted_row(row: SelfHosted, catalog: Catalog, scenario: Scenario, toke
         time_prov = {"kind": "input"}
     else:  # SelfHosted's validator makes this unreachable
         raise ConfigError(f"{row.name}: hours need the gpu they ran on")
-    gpu = resolve_gpu(gpu_name)
-    usd, rate_prov = _rate(row, gpu.key, catalog)
+    if gpu_name == "cpu":  # a CPU run priced at the row's own hourly rate (the GPU catalog has no CPU rates)
+        usd, rate_prov = _rate(row, "cpu", catalog)
+        gpu_key = "cpu"
+    else:
+        usd, rate_prov = _rate(row, resolve_gpu(gpu_name).key, catalog)
+        gpu_key = resolve_gpu(gpu_name).key
     hours = time_s / _HOUR
     provenance = {"time_s": time_prov, "cost_usd": rate_prov}
     if fit is not None:
@@ -494,7 +503,7 @@ def _self_hosted_row(row: SelfHosted, catalog: Catalog, scenario: Scenario, toke
         name=row.name,
         kind="self_hosted",
         time_s=time_s,
-        gpu=gpu.key,
+        gpu=gpu_key,
         gpus=count,
         gpu_hours=hours * count,
         cost_usd=self_hosted_cost_usd(hours, count, usd),
