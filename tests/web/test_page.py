@@ -75,6 +75,8 @@ def test_fill_read_change_gpu_and_share_the_link(base_url: str, tmp_path: Path) 
         page.wait_for_selector("#cost tbody tr")
         cost = page.text_content("#cost") or ""
         assert "this spec (predicted)" in cost and "checked 20" in cost and "$" in cost
+        # a 1B model: the services sized for 70B+ bases are left out, and the page says which
+        assert "outside their size bracket" in (page.text_content("#cost_note") or "")
 
         # change the GPU: the result and the URL follow
         before = _generation(page)

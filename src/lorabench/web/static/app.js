@@ -232,7 +232,17 @@ async function renderCost(rec, state, mine, catalog) {
   const body = $("cost").tBodies[0];
   body.replaceChildren();
   $("cost_error").hidden = true;
-  const services = catalog.services.filter((s) => s.train_usd_per_mtok !== null).map((s) => s.id);
+  // A service prices only base models inside its size bracket (the cost layer refuses the rest): offer those, and
+  // name the ones left out.
+  const billions = rec.base_params / 1e9;
+  const inBracket = (s) => (s.min_params_b === null || s.min_params_b === undefined || billions > s.min_params_b)
+    && (s.max_params_b === null || s.max_params_b === undefined || billions <= s.max_params_b);
+  const priced = catalog.services.filter((s) => s.train_usd_per_mtok !== null);
+  const services = priced.filter(inBracket).map((s) => s.id);
+  const outside = priced.filter((s) => !inBracket(s)).map((s) => s.id);
+  $("cost_note").textContent = outside.length
+    ? `not offered for a ${billions.toFixed(2)}B-parameter base model (outside their size bracket): ${outside.join(", ")}`
+    : "";
   const scenario = {
     dataset: { tokens: parseInt(state.tokens || "0", 10) },
     epochs: parseFloat(state.epochs || "1"),
