@@ -181,7 +181,11 @@ def test_field_errors_split_only_at_field_names() -> None:
     assert field_errors("ModelError", "unknown model 'x': not a catalog name")[0]["loc"] == ["body", "model"]
 
 
-def test_a_job_past_its_limit_is_stopped_and_the_worker_recovers() -> None:
+def test_a_job_past_its_limit_is_stopped_and_the_worker_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a cache of its own: the 70B module graph must be built here (cached by an earlier test it answers at once)
+    monkeypatch.setenv("LORABENCH_CACHE_DIR", str(tmp_path / "cache"))
     app = create_app(Limits(formula_timeout_s=0.5, simulate_timeout_s=2.0))
     with TestClient(app) as client:
         slow = {"model": "llama-3.1-70b", "method": "qlora", "gpu": "A100-80GB"}  # ~15 s: the 70B module graph
