@@ -10,6 +10,7 @@ import pytest
 
 from lorabench.cli.main import main
 from lorabench.report.build import build_report, write_report
+from tests.cli.terminal import on_a_terminal
 from tests.infer.adapters import make_adapter, other_architecture_adapter
 
 
@@ -102,23 +103,7 @@ def _infer_output(tmp_path: Path, name: str, terminal: bool, *extra: str) -> str
         proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout + proc.stderr
-    import pty
-
-    leader, follower = pty.openpty()
-    child = subprocess.Popen(command, stdout=follower, stderr=subprocess.DEVNULL, env=env)
-    os.close(follower)
-    chunks = []
-    while True:  # read while it runs: a full terminal buffer would block the child
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert child.wait(timeout=300) == 0
-    return b"".join(chunks).decode(errors="replace")
+    return on_a_terminal(command, env)
 
 
 @pytest.mark.integration

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from lorabench.cli.main import main
+from tests.cli.terminal import on_a_terminal
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -49,29 +49,13 @@ def test_run_prints_measured_figures_with_counters(capsys: pytest.CaptureFixture
 
 @pytest.mark.integration
 def test_run_on_a_terminal_shows_progress_and_json_stays_quiet(tmp_path: Path) -> None:
-    import pty
-
     args = ["run", "--model", "tiny", "--max-steps", "3", "--warmup-steps", "1", "--seq-len", "32"]
     args += ["--batch-size", "2", "--examples", "8", "--cpu-dtype", "fp32"]
     env = {**os.environ, "COLUMNS": "160"}
     outputs = []
     for extra in ([], ["--json"]):
-        leader, follower = pty.openpty()
         command = [sys.executable, "-m", "lorabench.cli.main", *args, "--out", str(tmp_path / f"r{len(extra)}"), *extra]
-        proc = subprocess.Popen(command, stdout=follower, stderr=subprocess.DEVNULL, env=env)
-        os.close(follower)
-        chunks = []
-        while True:  # read while it runs: a full terminal buffer would block the child
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(leader)
-        assert proc.wait(timeout=300) == 0
-        outputs.append(b"".join(chunks).decode(errors="replace"))
+        outputs.append(on_a_terminal(command, env))
     bar, as_json = outputs
     assert "tok/s" in bar and "3/3" in bar and "loss" in bar and "ETA" in bar
     assert "tok/s" not in as_json and "ETA" not in as_json
@@ -81,27 +65,11 @@ def test_run_on_a_terminal_shows_progress_and_json_stays_quiet(tmp_path: Path) -
 
 @pytest.mark.integration
 def test_two_process_ddp_run_on_gloo(tmp_path: Path) -> None:
-    import pty
-
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "lorabench.cli.main", "run", "--model", "tiny", "--max-steps", "4"]
     command += ["--warmup-steps", "1", "--seq-len", "32", "--batch-size", "2", "--examples", "32", "--nproc", "2"]
     command += ["--out", str(tmp_path / "ddp")]
-    leader, follower = pty.openpty()  # on a terminal: the parent's bar follows rank 0's steps
-    proc = subprocess.Popen(command, stdout=follower, stderr=subprocess.PIPE, env=env)
-    os.close(follower)
-    chunks = []
-    while True:  # read while it runs: a full terminal buffer would block the child
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()[-2000:] if proc.stderr else ""
-    bar = b"".join(chunks).decode(errors="replace")
+    bar = on_a_terminal(command, env)  # on a terminal: the parent's bar follows rank 0's steps
     assert "on 2 processes" in bar and "4/4" in bar and "tok/s" in bar and "ETA" in bar
     record = json.loads((tmp_path / "ddp" / "result.json").read_text())
     assert record["status"] == "ok"
