@@ -199,6 +199,19 @@ def test_repeats_give_error_bars_and_one_batch_size_gives_bars(tmp_path: Path) -
     assert [s.title for s in report.sections] == ["tiny on CPU"]
 
 
+def test_runs_of_one_model_on_two_gpu_types_get_a_section_each(tmp_path: Path) -> None:
+    # a heterogeneous sweep (e.g. the Ray backend pinning configurations to A100 and RTX 4090 nodes)
+    for gpu, peak in (("NVIDIA A100-SXM4-80GB", 2.0e10), ("NVIDIA GeForce RTX 4090", 1.9e10)):
+        record = syn.run(peak=peak)
+        record["environment"]["device_names"] = [gpu]
+        syn.write(tmp_path, f"runs/{gpu.split()[-1]}/result.json", record)
+    report = build_report(tmp_path)
+    titles = [s.title for s in report.sections]
+    assert titles == ["Llama-3.1-8B on NVIDIA A100-SXM4-80GB", "Llama-3.1-8B on NVIDIA GeForce RTX 4090"]
+    assert len({s.slug for s in report.sections}) == 2
+    assert all(len(s.runs) == 1 for s in report.sections)
+
+
 def test_the_renderers_do_not_import_the_builder() -> None:
     from lorabench.report import data, html, text
 

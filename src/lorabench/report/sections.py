@@ -40,6 +40,8 @@ class MemorySection:
         table: The memory table.
         runs: The run records of this section.
         predicted: Whether any figure is predicted (estimate records with a peak).
+        gpu: The GPU this section's runs measured on when one model's runs span several GPU types (``predicted``
+            for the section holding that model's predictions); None otherwise.
     """
 
     slug: str
@@ -51,11 +53,14 @@ class MemorySection:
     table: Table
     runs: tuple[RunRecord, ...]
     predicted: bool
+    gpu: str | None = None
 
     @property
     def title(self) -> str:
-        """``Llama-3.1-8B on GPU`` / ``tiny on CPU``."""
-        return f"{short_name(self.model_name)} on {self.device}"
+        """``Llama-3.1-8B on GPU`` / ``tiny on CPU``; ``... on NVIDIA A100 ...`` when the model's runs span GPUs."""
+        if self.gpu == "predicted":
+            return f"{short_name(self.model_name)} on GPU (predicted)"
+        return f"{short_name(self.model_name)} on {self.gpu or self.device}"
 
     @property
     def measured_where(self) -> str:
@@ -83,6 +88,38 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-.") or "model"
 
 
+def _section(
+    model: str,
+    device: DeviceClass,
+    gpu: str | None,
+    section_runs: list[RunRecord],
+    section_ests: list[EstimateRecord],
+    model_ests: list[EstimateRecord],
+    unit: SizeUnit,
+) -> MemorySection | None:
+    """One section (None when it has no rows); ``gpu`` names it when a model's runs span several GPU types."""
+    if device == "GPU":
+        data = group_memory(section_runs, section_ests, weights_from=model_ests if gpu else ())
+    else:
+        data = group_memory(section_runs, (), weights_from=model_ests)
+    if data is None or not data.rows:
+        return None
+    devices = tuple(sorted({r.device_name for r in section_runs if r.device_name}))
+    title = None if device == "GPU" else "CPU Memory Usage for Fine-tuning"
+    return MemorySection(
+        slug=_slug(f"{model}-{device}" + (f"-{gpu}" if gpu else "")),
+        model_key=model,
+        model_name=data.rows[0].model_name,
+        device=device,
+        devices=devices,
+        data=data,
+        table=memory_table(data, unit, device, title),
+        runs=tuple(section_runs),
+        predicted=device == "GPU" and any(e.peak_allocated_bytes is not None for e in section_ests),
+        gpu=gpu,
+    )
+
+
 def build_sections(sources: Sources, unit: SizeUnit = "GB") -> list[MemorySection]:
     """Split the run and estimate records into sections, GPU sections first (the seed's table leads).
 
@@ -107,27 +144,21 @@ def build_sections(sources: Sources, unit: SizeUnit = "GB") -> list[MemorySectio
     for model, device in sorted(keys, key=lambda k: (k[1] != "GPU", k[0])):
         section_runs = runs.get((model, device), [])
         model_ests = estimates.get(model, [])
-        if device == "GPU":
-            data = group_memory(section_runs, model_ests)
+        # runs of one model on several GPU types (a heterogeneous sweep): one section per GPU, and the model's
+        # predictions (GPU-independent allocated peaks) in a section of their own
+        by_gpu: dict[str, list[RunRecord]] = {}
+        for run in section_runs:
+            by_gpu.setdefault(run.device_name or "", []).append(run)
+        if device == "GPU" and len(by_gpu) > 1:
+            groups: list[tuple[str | None, list[RunRecord], list[EstimateRecord]]] = [
+                (name or "unnamed GPU", group, []) for name, group in sorted(by_gpu.items())
+            ]
+            if any(e.peak_allocated_bytes is not None for e in model_ests):
+                groups.append(("predicted", [], model_ests))
         else:
-            data = group_memory(section_runs, (), weights_from=model_ests)
-        if data is None or not data.rows:
-            continue
-        name = data.rows[0].model_name
-        devices = tuple(sorted({r.device_name for r in section_runs if r.device_name}))
-        slug = _slug(f"{model}-{device}")
-        title = None if device == "GPU" else "CPU Memory Usage for Fine-tuning"
-        sections.append(
-            MemorySection(
-                slug=slug,
-                model_key=model,
-                model_name=name,
-                device=device,
-                devices=devices,
-                data=data,
-                table=memory_table(data, unit, device, title),
-                runs=tuple(section_runs),
-                predicted=device == "GPU" and any(e.peak_allocated_bytes is not None for e in model_ests),
-            )
-        )
+            groups = [(None, section_runs, model_ests)]
+        for gpu, group_runs, group_ests in groups:
+            section = _section(model, device, gpu, group_runs, group_ests, model_ests, unit)
+            if section is not None:
+                sections.append(section)
     return sections
