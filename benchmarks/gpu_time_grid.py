@@ -43,6 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_record import random_weights_record
+from gpu_validate import _load_base  # the same random-weights base, cached once per bit width
 
 BITS = (16, 8, 4)
 MICRO_BATCHES = (1, 4, 16)
@@ -214,37 +215,6 @@ def _spec(model: str, cell: Cell, gpu: str) -> Any:
             "hardware": {"gpu": gpu, "count": 1},
         }
     )
-
-
-def _load_base(model_ref: Any, bits: int, device: torch.device, cache: Path) -> Any:
-    from transformers import AutoModelForCausalLM
-
-    from lorabench.methods import quantization_config
-    from lorabench.models.build import quiet_hf
-    from lorabench.spec import parse_spec
-
-    with quiet_hf():
-        if bits == 16:
-            torch.manual_seed(0)
-            with device:
-                return AutoModelForCausalLM.from_config(model_ref.config, dtype=torch.bfloat16)
-        if not (cache / "config.json").exists():
-            torch.manual_seed(0)
-            with device:
-                random_model = AutoModelForCausalLM.from_config(model_ref.config, dtype=torch.bfloat16)
-            random_model.save_pretrained(cache, safe_serialization=True)
-            del random_model
-            gc.collect()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-        return AutoModelForCausalLM.from_pretrained(
-            cache,
-            dtype=torch.bfloat16,
-            quantization_config=quantization_config(parse_spec({"model": model_ref.key, "bits": bits})),
-            device_map={"": device},
-            use_safetensors=True,
-            local_files_only=True,
-        )
 
 
 def _set_checkpointing(model: Any, on: bool) -> None:

@@ -119,7 +119,7 @@ def test_csv_holds_numbers_with_units_and_provenance(written: Path) -> None:
     assert float(qlora["cost_usd"]) == pytest.approx(14.664)
     assert float(qlora["time_s"]) == pytest.approx(14.1 * 3600)
     assert float(qlora["gpu_hours"]) == pytest.approx(56.4)
-    assert (qlora["time_source"], qlora["cost_source"], qlora["price_refs"]) == ("input", "input", "")
+    assert (qlora["time_kind"], qlora["cost_kind"], qlora["price_refs"]) == ("input", "input", "")
     mini = next(r for r in blocks["cost"] if r["name"].startswith("GPT-4o-mini") and "default" not in r["name"])
     assert mini["time_s"] == ""  # unknown is empty, never 0
     assert mini["catalog_entries"] == "gpt-4o-mini" and re.fullmatch(r"\d{4}-\d{2}-\d{2}", mini["prices_checked"])

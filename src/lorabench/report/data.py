@@ -3,7 +3,7 @@
 ``report.csv`` holds one block per kind of row — ``cost``, ``prices``, ``memory`` (one line per configuration and
 batch size, every section), ``inference`` — each starting with its own header line whose first column is
 ``section``. Figures are plain numbers (``cost_usd``, ``time_s``, ``peak_allocated_bytes``), unknown ones empty;
-provenance columns say where each came from (``time_source``, ``price_refs``, ``prices_checked``, ``source_urls``,
+provenance columns say where each came from (``time_kind``, ``price_refs``, ``prices_checked``, ``source_urls``,
 ``counter_or_engine``, ``record_files``). ``report.json`` holds the same rows under ``records`` plus the structure.
 """
 
@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lorabench.cost.table import cost_data_rows
 from lorabench.report.document import Report, datasets, plot_path, provenance_line
 from lorabench.report.memory import MemoryData
 from lorabench.report.prices import PriceSource, RowSources
@@ -24,40 +25,16 @@ __all__ = ["REPORT_SCHEMA", "REPORT_SCHEMA_VERSION", "data_records", "render_csv
 
 REPORT_SCHEMA = "lorabench.report"
 REPORT_SCHEMA_VERSION = 2
-_COST_FIELDS = (
-    "name",
-    "kind",
-    "time_s",
-    "gpu",
-    "gpus",
-    "gpu_hours",
-    "cost_usd",
-    "epochs",
-    "billed_tokens",
-    "x_vs_cheapest_self_hosted",
-    "reduction_pct",
-)
-
-
-def _scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def _cost_records(report: Report) -> list[dict[str, Any]]:
     by_ref = {s.ref: s for s in report.price_sources}
     out = []
     for row, cited in zip(report.cost_rows, report.row_sources, strict=True):
-        dumped = row.model_dump(mode="json")
-        record: dict[str, Any] = {name: dumped.get(name) for name in _COST_FIELDS}
-        # fields a newer cost layer adds (a fit verdict, ...) travel along when they are plain values
-        record |= {
-            k: v for k, v in dumped.items() if k not in record and k not in ("provenance", "note") and _scalar(v)
-        }
-        for field in ("time_s", "cost_usd", "epochs", "billed_tokens"):
+        record = cost_data_rows([row])[0]  # the cost layer's own numeric columns; the page's citations follow
+        for field in ("epochs", "billed_tokens"):  # time_kind and cost_kind come with the cost layer's columns
             prov = row.provenance.get(field)
-            record[f"{field.removesuffix('_s').removesuffix('_usd')}_source"] = (
-                None if prov is None else prov.get("kind")
-            )
+            record[f"{field}_kind"] = None if prov is None else prov.get("kind")
         used: list[PriceSource] = [by_ref[r] for r in cited.refs]
         record["price_refs"] = " ".join(f"[{s.ref}]" for s in used) or None
         record["catalog_entries"] = " ".join(s.entry for s in used) or None
@@ -65,7 +42,6 @@ def _cost_records(report: Report) -> list[dict[str, Any]]:
         record["source_statuses"] = " ".join(s.status.replace(" ", "_") for s in used) or None
         record["wind_down"] = "; ".join(cited.notices) or None
         record["source_urls"] = " ".join(s.source or "" for s in used).strip() or None
-        record["note"] = row.note
         out.append(record)
     return out
 

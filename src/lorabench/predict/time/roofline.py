@@ -163,11 +163,7 @@ class RooflineCalibration:
 
     def band(self, coverage: float = 0.8) -> tuple[float, float]:
         """``(low, high)`` quantiles of the relative errors covering ``coverage`` of the runs (0, 0 if none)."""
-        errors = sorted(self.relative_errors())
-        if not errors:
-            return 0.0, 0.0
-        tail = (1.0 - coverage) / 2
-        return _quantile(errors, tail), _quantile(errors, 1.0 - tail)
+        return quantile_band(self.relative_errors(), coverage)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record."""
