@@ -55,6 +55,11 @@ class GpuSpec(BaseModel):
             figure was used.
         int8_dense_tops: Dense int8 tensor throughput in TOPS, without sparsity.
         sm_count: Number of streaming multiprocessors.
+        fp32_tflops: Non-tensor FP32 throughput in TFLOPS from the datasheet (fp32 matmuls: PyTorch leaves
+            TF32 off by default), or None where no datasheet states it.
+        mamf_bf16_tflops: Maximum Achievable Matmul FLOPS for bf16, MEASURED (the best mean TFLOPS of a
+            brute-force search over matmul shapes, Stas Bekman's ``mamf-finder.py``; table in
+            ``gpus.yaml``'s header), or None where nobody published a measurement.
         memory_bandwidth_gbps: Memory bandwidth in GB/s (1e9 bytes per second).
         interconnect: The link between GPUs of one machine: ``nvlink*`` for SXM / NVLink parts,
             the card's PCIe generation otherwise.
@@ -75,6 +80,8 @@ class GpuSpec(BaseModel):
     bf16_dense_tflops: float = Field(gt=0, strict=True, allow_inf_nan=False)
     int8_dense_tops: float = Field(gt=0, strict=True, allow_inf_nan=False)
     sm_count: int = Field(gt=0, strict=True)
+    fp32_tflops: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
+    mamf_bf16_tflops: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
     memory_bandwidth_gbps: float = Field(gt=0, strict=True, allow_inf_nan=False)
     interconnect: Interconnect
     interconnect_gbps: float = Field(gt=0, strict=True, allow_inf_nan=False)

@@ -47,7 +47,8 @@ def test_compute_bound_big_matmul() -> None:
     op = Op("matmul_bf16", 2.0 * 8192**3, 3 * 2.0 * 8192**2, 8192)
     kernel, launch = op_seconds(op, gpu, C)
     eta = 0.8 * 8192 / (8192 + 64)
-    assert kernel == pytest.approx(op.flops / (gpu.bf16_dense_tflops * 1e12 * eta))
+    assert gpu.mamf_bf16_tflops == 794.5  # measured maximum achievable matmul FLOPS, not the 989.5 datasheet
+    assert kernel == pytest.approx(op.flops / (794.5e12 * eta))
     assert kernel > op.bytes / (gpu.memory_bandwidth_gbps * 1e9 * 0.8)  # compute bound
     assert launch == 1e-5
 
@@ -63,9 +64,40 @@ def test_launch_bound_tiny_op_and_skinny_matmul() -> None:
     gpu = resolve_gpu("H200")
     kernel, launch = op_seconds(Op("elementwise", 0.0, 1024.0), gpu, C)
     assert launch > 1000 * kernel
-    # a LoRA-like r=8 matmul runs at 8 / (8 + 64) of the big-matmul efficiency
+    # a LoRA-like r=8 fp32 matmul runs on the CUDA cores (67 TFLOPS datasheet) at 8 / (8 + 64) of the big-matmul
+    # efficiency
     skinny, _ = op_seconds(Op("matmul_fp32", 2.0 * 4096 * 8 * 4096, 0.0, 8), gpu, C)
-    assert skinny == pytest.approx(2.0 * 4096 * 8 * 4096 / (132 * 256 * 1.8e9 * 0.8 * 8 / 72))
+    assert skinny == pytest.approx(2.0 * 4096 * 8 * 4096 / (67e12 * 0.8 * 8 / 72))
+
+
+def test_matmul_peak_without_a_measurement_is_the_datasheet_times_the_median_fraction() -> None:
+    from lorabench.predict.time.roofline import MAMF_FRACTION, matmul_peak_flops
+
+    l40s = resolve_gpu("L40S")
+    assert l40s.mamf_bf16_tflops is None
+    assert matmul_peak_flops(l40s) == pytest.approx(362.05e12 * MAMF_FRACTION)
+    assert matmul_peak_flops(resolve_gpu("A100-80GB")) == pytest.approx(271.2e12)
+
+
+def test_fp32_peak_falls_back_to_the_sm_count_where_the_catalog_has_no_figure() -> None:
+    gpu = resolve_gpu("A10G")
+    assert gpu.fp32_tflops is None
+    kernel, _ = op_seconds(Op("matmul_fp32", 1e12, 0.0, 4096), gpu, C)
+    assert kernel == pytest.approx(1e12 / (80 * 256 * 1.8e9 * 0.8 * 4096 / (4096 + 64)))
+    step = predict_step(_spec(), gpu="A10G")
+    assert "fp32 peak estimated from 80 SMs" in step.provenance
+
+
+def test_launches_hide_behind_long_kernels_and_bound_short_ones() -> None:
+    from lorabench.predict.time.ops import StepOps
+    from lorabench.predict.time.roofline import step_seconds
+
+    gpu = resolve_gpu("H200")
+    big = Op("elementwise", 0.0, 4800e9 * 0.8 * 1e-3, launches=10.0, count=2.0)  # 1 ms kernel, 0.1 ms of launches
+    tiny = Op("elementwise", 0.0, 1024.0, launches=3.0, count=5.0)  # a few ns of kernel, 30 us of launches
+    out = step_seconds(StepOps((big, tiny), tokens=1, micro_batches=1, engine="formula"), gpu, C)
+    assert out["memory_bound"] == pytest.approx(2 * 1e-3)  # the launches of the long kernel are hidden
+    assert out["overhead"] == pytest.approx(5 * 3 * 1e-5 + C.host_s)  # the short one runs at the host's pace
 
 
 def test_packaged_fit_reproduces_the_h200_records() -> None:

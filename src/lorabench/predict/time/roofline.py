@@ -2,16 +2,22 @@
 
 Each op of the step (:mod:`lorabench.predict.time.ops`, counted in closed form or traced) takes
 
-    ``max(FLOPs / (peak_class x eta_class(shape)), bytes / (bandwidth x eta_bw_class)) + launches x launch_s``
+    ``max(FLOPs / (peak_class x eta_class(shape)), bytes / (bandwidth x eta_bw_class), launches x launch_s)``
 
-and a step takes the sum over its ops plus ``host_s`` (Python, the data loader, the optimizer's
-bookkeeping) plus the exposed communication (:mod:`lorabench.predict.time.comms`, when
-``hardware.count > 1``). Peaks and bandwidth come from the GPU catalog: ``bf16_dense_tflops``
-(bf16 matmuls, attention, bitsandbytes' fused 4-bit kernel), ``int8_dense_tops`` (LLM.int8 matmuls),
-``sm_count`` (fp32 matmuls run on CUDA cores: ``sm_count x FP32_FLOPS_PER_SM_CYCLE x NOMINAL_CLOCK_HZ``,
-since PyTorch leaves TF32 off by default) and ``memory_bandwidth_gbps``. A matmul's efficiency saturates
-with its smallest dimension, ``eta_mm x d / (d + mm_half_dim)``: LoRA's ``r``-wide products and small
-models stay far below peak.
+that is, the longer of its kernel time and its host-side dispatch: eager PyTorch queues kernels
+asynchronously, so the host's per-launch cost is hidden behind any kernel longer than it, and a step of
+many tiny kernels runs at the host's pace instead. A step takes the sum over its ops plus ``host_s``
+(Python, the data loader, the optimizer's bookkeeping) plus the exposed communication
+(:mod:`lorabench.predict.time.comms`, when ``hardware.count > 1``). Peaks and bandwidth come from the GPU
+catalog: bf16 matmuls run at the card's MEASURED maximum achievable matmul throughput
+(``mamf_bf16_tflops``, where one was published) or else at ``bf16_dense_tflops x``
+:data:`MAMF_FRACTION` (the median measured/datasheet ratio of the catalog's measured cards);
+``bf16_dense_tflops`` also bounds attention and bitsandbytes' fused 4-bit kernel, ``int8_dense_tops``
+LLM.int8 matmuls, ``fp32_tflops`` fp32 matmuls (CUDA cores: PyTorch leaves TF32 off by default; where the
+catalog has no figure, ``sm_count x FP32_FLOPS_PER_SM_CYCLE x NOMINAL_CLOCK_HZ``, said in the provenance)
+and ``memory_bandwidth_gbps`` the memory-bound ops. A matmul's efficiency saturates with its smallest
+dimension, ``eta_mm x d / (d + mm_half_dim)``: LoRA's ``r``-wide products and small models stay far below
+peak.
 
 The constants (:class:`Constants`) are GPU-independent fractions and seconds, fitted once on the H200
 records of ``results/gpu/h200-2026-11-28`` (+ ``-fit``) and stored with the fit's residuals in
@@ -43,6 +49,7 @@ __all__ = [
     "BREAKDOWN_KEYS",
     "CALIBRATION_SCHEMA",
     "FP32_FLOPS_PER_SM_CYCLE",
+    "MAMF_FRACTION",
     "NOMINAL_CLOCK_HZ",
     "Constants",
     "RooflineCalibration",
@@ -50,6 +57,7 @@ __all__ = [
     "TimeEstimate",
     "TransferErrors",
     "default_calibration",
+    "matmul_peak_flops",
     "op_seconds",
     "predict_step",
     "predict_time",
@@ -62,7 +70,11 @@ __all__ = [
 CALIBRATION_SCHEMA = "lorabench.roofline_calibration"
 CALIBRATION_SCHEMA_VERSION = 1
 FP32_FLOPS_PER_SM_CYCLE = 256  # 128 FP32 lanes per SM (Ampere GA10x, Ada, Hopper) x 2 FLOPs per FMA
-NOMINAL_CLOCK_HZ = 1.8e9  # a typical boost clock; A100 (64 FP32 lanes per SM) comes out 2x too fast
+NOMINAL_CLOCK_HZ = 1.8e9  # a typical boost clock (only where the catalog lacks fp32_tflops)
+MAMF_FRACTION = 0.803
+"""Measured / datasheet bf16 matmul throughput where no measurement of the card exists: the median of the
+catalog's measured cards (A100 SXM 0.869, A100 PCIe 0.811, H100 SXM and H200 0.803, B200 0.776; see
+``gpus.yaml``)."""
 BREAKDOWN_KEYS = ("matmul", "attention", "dequant", "memory_bound", "communication", "overhead")
 _PACKAGED = "roofline_constants.json"
 _TRANSFER = "roofline_transfer.json"
@@ -306,11 +318,22 @@ def _gpu(gpu: GpuSpec | str) -> GpuSpec:
     return spec
 
 
+def matmul_peak_flops(gpu: GpuSpec) -> float:
+    """FLOP/s a large bf16 matmul can reach on ``gpu``: measured MAMF, else datasheet x :data:`MAMF_FRACTION`."""
+    if gpu.mamf_bf16_tflops is not None:
+        return float(gpu.mamf_bf16_tflops) * 1e12
+    return float(gpu.bf16_dense_tflops) * 1e12 * MAMF_FRACTION
+
+
 def _peak(gpu: GpuSpec, cls: str) -> float:
     if cls == "matmul_int8":
         return float(gpu.int8_dense_tops) * 1e12
     if cls == "matmul_fp32":
+        if gpu.fp32_tflops is not None:
+            return float(gpu.fp32_tflops) * 1e12
         return float(gpu.sm_count) * FP32_FLOPS_PER_SM_CYCLE * NOMINAL_CLOCK_HZ
+    if cls == "matmul_bf16":
+        return matmul_peak_flops(gpu)
     return float(gpu.bf16_dense_tflops) * 1e12
 
 
@@ -337,12 +360,18 @@ def _bucket(cls: str) -> str:
 
 
 def step_seconds(ops: StepOps, gpu: GpuSpec, c: Constants) -> dict[str, float]:
-    """Seconds of one optimizer step per breakdown key (communication excluded: 0)."""
+    """Seconds of one optimizer step per breakdown key (communication excluded: 0).
+
+    Each op counts the longer of its kernel and its launches (see the module docstring); an op whose
+    launches take longer than its kernels is host-bound, and its seconds go to ``overhead``.
+    """
     out = dict.fromkeys(BREAKDOWN_KEYS, 0.0)
     for op in ops.ops:
         kernel, launch = op_seconds(op, gpu, c)
-        out[_bucket(op.cls)] += op.count * kernel
-        out["overhead"] += op.count * launch
+        if launch > kernel:
+            out["overhead"] += op.count * launch
+        else:
+            out[_bucket(op.cls)] += op.count * kernel
     out["overhead"] += c.host_s
     return out
 
@@ -400,6 +429,12 @@ class StepTime:
         data["interval_s"] = list(self.interval_s)
         data["notes"] = list(self.notes)
         return data
+
+
+def _matmul_peak_words(gpu: GpuSpec) -> str:
+    if gpu.mamf_bf16_tflops is not None:
+        return f"measured MAMF {gpu.mamf_bf16_tflops:g} TFLOPS"
+    return f"{gpu.bf16_dense_tflops:g} TFLOPS datasheet x {MAMF_FRACTION} (no measured MAMF)"
 
 
 def _interval(point: float, band: tuple[float, float]) -> tuple[float, float]:
@@ -462,10 +497,15 @@ def predict_step(
     tokens_per_step = ops.tokens * gpus
     fitted_on = ", ".join(cal.gpus) or "?"
     provenance = (
-        f"predicted (roofline, {ops.engine} op count): per op max(FLOPs / (peak x eta), bytes / (bandwidth x eta)) "
-        f"+ launches, summed per step + host overhead; catalog {gpu_spec.key}; constants from {cal.source} "
-        f"(fitted on {fitted_on})"
+        f"predicted (roofline, {ops.engine} op count): per op max(FLOPs / (peak x eta), bytes / (bandwidth x eta), "
+        f"launches x launch_s), summed per step + host overhead; catalog {gpu_spec.key} (matmul peak: "
+        f"{_matmul_peak_words(gpu_spec)}); constants from {cal.source} (fitted on {fitted_on})"
     )
+    if gpu_spec.fp32_tflops is None and ops.total("flops", "matmul_fp32") > 0:
+        provenance += (
+            f"; fp32 peak estimated from {gpu_spec.sm_count} SMs x {FP32_FLOPS_PER_SM_CYCLE} FLOP/cycle x "
+            f"{NOMINAL_CLOCK_HZ / 1e9:g} GHz (no datasheet fp32 figure in the catalog)"
+        )
     band = cal.band()
     if cal.gpus and gpu_spec.key not in cal.gpus:
         transfer = transfer_errors()
