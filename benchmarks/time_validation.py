@@ -80,6 +80,14 @@ GPU_FAMILY = {
     "B200": "Hopper/Blackwell",
 }
 
+AUTOCAST_BY_STACK = {
+    "hf_peft_eager": False,  # peft's method_comparison: use_amp false, autocast_adapter_dtype true (fp32 adapters)
+    "qwen_finetune_py": True,  # HF Trainer with --bf16 True: accelerate wraps the forward in autocast
+    "torchtune_eager": True,  # pure bf16 (adapters stored in bf16): bf16 adapter matmuls, as under autocast
+    "torchtune_compile": True,
+}
+"""Whether a stack's adapter matmuls run in bf16 (spec ``autocast``), where its row does not say (``autocast:``)."""
+
 Band = tuple[float, float]
 Predictor = Callable[[Any, Mapping[str, Any]], "float | tuple[float, Band]"]
 """(RunSpec, row) -> predicted tokens per second per GPU, optionally with its (low, high) band."""
@@ -177,6 +185,9 @@ def spec_for(row: Mapping[str, Any]) -> Any:
         "grad_ckpt": bool(row.get("grad_ckpt")),
         "hardware": {"gpu": row["gpu"], "count": row["gpu_count"]},
         "parallelism": row["parallelism"],
+        "autocast": bool(row["autocast"])
+        if row.get("autocast") is not None
+        else AUTOCAST_BY_STACK.get(row["stack"], False),
     }
     if row.get("alpha") is not None:
         values["alpha"] = row["alpha"]

@@ -120,3 +120,23 @@ def test_missing_weights_is_bad_input_not_a_result(tmp_path: Path) -> None:
     )
     assert record["status"] == "ok"
     assert record["model"]["key"] == "model"
+
+
+def test_autocast_spec_runs_the_forward_under_bf16_autocast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    real_linear = F.linear
+    seen: set[torch.dtype] = set()
+
+    def observed_linear(*args: Any, **kwargs: Any) -> torch.Tensor:
+        out = real_linear(*args, **kwargs)
+        seen.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(F, "linear", observed_linear)
+    spec = parse_spec({"model": "tiny", "seq_len": 32, "micro_batch": 2, "autocast": True})
+    record = run_training(spec, RunOptions(out=tmp_path, max_steps=2, warmup_steps=0, examples=8))
+    assert record["status"] == "ok", record["message"]
+    assert record["spec"]["autocast"] is True
+    assert seen == {torch.bfloat16}  # base and adapter linears alike, whatever the base's CPU dtype

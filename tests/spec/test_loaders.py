@@ -199,3 +199,26 @@ def test_any_mapping_gives_a_spec_or_a_config_error(tmp_path: Path, data: dict[s
         assert "\n" not in str(exc)
     else:
         assert spec.rank > 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "precision", "autocast"),
+    [
+        ("axolotl", "bf16: true", True),
+        ("axolotl", "bf16: auto", True),
+        ("axolotl", "fp16: true", True),
+        ("axolotl", "bf16: false", False),
+        ("llamafactory", "bf16: true", True),
+        ("llamafactory", "", False),
+    ],
+)
+def test_trainer_mixed_precision_becomes_autocast(tmp_path: Path, kind: str, precision: str, autocast: bool) -> None:
+    path = tmp_path / "cfg.yml"
+    if kind == "axolotl":
+        path.write_text(f"base_model: meta-llama/Llama-3.1-8B\nadapter: lora\nlora_r: 8\n{precision}\n")
+    else:
+        path.write_text(
+            "model_name_or_path: meta-llama/Llama-3.1-8B\nstage: sft\nfinetuning_type: lora\nlora_rank: 8\n"
+            f"{precision}\n"
+        )
+    assert load_spec(path).autocast is autocast

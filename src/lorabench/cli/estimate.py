@@ -12,6 +12,7 @@ from rich.table import Table
 
 from lorabench.cli.options import (
     AlphaOpt,
+    AutocastOpt,
     BatchOpt,
     BitsOpt,
     ConfigOpt,
@@ -55,6 +56,7 @@ def estimate_command(
     grad_accum: GradAccumOpt = None,
     seq_len: SeqLenOpt = None,
     grad_ckpt: GradCkptOpt = None,
+    autocast: AutocastOpt = None,
     optimizer: OptimizerOpt = None,
     parallelism: ParallelismOpt = None,
     gpu: GpuOpt = None,
@@ -101,6 +103,7 @@ def estimate_command(
         grad_accum=grad_accum,
         seq_len=seq_len,
         grad_ckpt=grad_ckpt,
+        autocast=autocast,
         optimizer=optimizer,
         parallelism=parallelism,
         gpu=gpu,

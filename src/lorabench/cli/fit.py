@@ -10,6 +10,7 @@ from rich.console import Console
 
 from lorabench.cli.options import (
     AlphaOpt,
+    AutocastOpt,
     BatchOpt,
     BitsOpt,
     ConfigOpt,
@@ -48,6 +49,7 @@ def fit_command(
     seq_len: SeqLenOpt = None,
     optimizer: OptimizerOpt = None,
     grad_ckpt: GradCkptOpt = None,
+    autocast: AutocastOpt = None,
     parallelism: ParallelismOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
@@ -67,6 +69,7 @@ def fit_command(
         seq_len=seq_len,
         optimizer=optimizer,
         grad_ckpt=grad_ckpt,
+        autocast=autocast,
         parallelism=parallelism,
         gpu=gpu,
         gpus=gpus,

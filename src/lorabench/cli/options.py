@@ -99,6 +99,14 @@ OptimizerOpt = Annotated[
 GradCkptOpt = Annotated[
     bool | None, typer.Option("--grad-ckpt/--no-grad-ckpt", help="Gradient checkpointing.", rich_help_panel=_SPEC)
 ]
+AutocastOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--autocast/--no-autocast",
+        help="bf16 autocast around the forward, as the HF Trainer's bf16: true runs (adapter matmuls in bf16).",
+        rich_help_panel=_SPEC,
+    ),
+]
 EpochsOpt = Annotated[float | None, typer.Option(help="Epochs (spec default 1).", rich_help_panel=_SPEC)]
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Learning rate (default 2e-4).", rich_help_panel=_SPEC)]
 ParallelismOpt = Annotated[

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from lorabench.cli.options import (
     AlphaOpt,
+    AutocastOpt,
     BatchOpt,
     BitsOpt,
     ConfigOpt,
@@ -55,6 +56,7 @@ def run_command(
     seq_len: SeqLenOpt = None,
     optimizer: OptimizerOpt = None,
     grad_ckpt: GradCkptOpt = None,
+    autocast: AutocastOpt = None,
     epochs: EpochsOpt = None,
     lr: LrOpt = None,
     parallelism: ParallelismOpt = None,
@@ -131,6 +133,7 @@ def run_command(
         seq_len=seq_len,
         optimizer=optimizer,
         grad_ckpt=grad_ckpt,
+        autocast=autocast,
         epochs=epochs,
         learning_rate=lr,
         parallelism=parallelism,

@@ -367,7 +367,9 @@ def _run_training(spec: RunSpec, options: RunOptions, on_step: StepHook | None) 
                 tensors = {k: v.to(device) for k, v in tensors.items()}
                 sync = micro == spec.grad_accum - 1
                 with accelerator.no_sync(model) if not sync and world > 1 else _null():
-                    loss = model(**model_inputs(tensors)).loss / spec.grad_accum
+                    # spec.autocast: the HF Trainer's bf16=True (torch.autocast around the forward, not the backward)
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.autocast):
+                        loss = model(**model_inputs(tensors)).loss / spec.grad_accum
                     accelerator.backward(loss)
                 step_loss += float(loss.detach())
             optimizer.step()

@@ -425,8 +425,10 @@ def _plugins(out: Translation, rest: dict[str, Any]) -> None:
 def _precision(out: Translation, rest: dict[str, Any]) -> None:
     bf16 = rest.pop("bf16", None)
     fp16 = rest.pop("fp16", None)
+    if bf16 in (True, "auto") or fp16:  # the HF Trainer's mixed precision: torch.autocast around the forward
+        out.raw["autocast"] = True
     if fp16 and not bf16:
-        out.ignore("fp16", fp16, NO_EFFECT, "fp16 compute has the byte sizes of bf16, which lorabench models")
+        out.ignore("fp16", fp16, NO_EFFECT, "fp16 autocast has the byte sizes of bf16 autocast, which lorabench models")
     elif bf16 is False and not fp16:
         out.ignore("bf16", bf16, NOT_MODELLED, "fp32 compute (lorabench models bf16)")
     elif bf16 not in (None, True, "auto", False):

@@ -294,8 +294,10 @@ def _quantization(out: Translation, rest: dict[str, Any]) -> None:
 
 def _precision(out: Translation, rest: dict[str, Any]) -> None:
     bf16, fp16 = rest.pop("bf16", None), rest.pop("fp16", None)
+    if bf16 or fp16:  # the HF Trainer's mixed precision: torch.autocast around the forward
+        out.raw["autocast"] = True
     if fp16 and not bf16:
-        out.ignore("fp16", fp16, NO_EFFECT, "fp16 compute has the byte sizes of bf16, which lorabench models")
+        out.ignore("fp16", fp16, NO_EFFECT, "fp16 autocast has the byte sizes of bf16 autocast, which lorabench models")
     elif not bf16 and not fp16:
         out.notes.append("bf16/fp16: neither set; LLaMA-Factory computes in the model's dtype (modelled as bf16)")
 

@@ -87,6 +87,10 @@ class RunSpec(BaseModel):
     runs (``eager``, ``sdpa``, ``flash_attention_2``); ``cross_entropy: fused`` is a chunked/fused loss (Liger,
     cut-cross-entropy) that never materialises the fp32 logits; ``activation_offload`` is gradient
     checkpointing with the checkpoints offloaded to the CPU (Axolotl's ``gradient_checkpointing: offload``).
+    ``autocast`` is mixed-precision autocast around the forward (``torch.autocast(dtype=bfloat16)``: what the
+    HF Trainer, and so Axolotl, LLaMA-Factory and TRL, run with ``bf16: true``): the fp32 adapters' matmuls,
+    the k-bit recipe's fp32 ``lm_head`` and attention run in bf16. Without it (PEFT's default, and
+    ``lorabench run``'s unless the spec asks) the adapters compute in fp32.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -115,6 +119,7 @@ class RunSpec(BaseModel):
     attention: Attention = "sdpa"
     cross_entropy: CrossEntropy = "standard"
     activation_offload: bool = False
+    autocast: bool = False
 
     @model_validator(mode="after")
     def _check_cross_field(self) -> RunSpec:

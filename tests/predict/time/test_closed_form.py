@@ -66,3 +66,24 @@ def test_closed_form_is_fast_once_the_graph_exists() -> None:
     ops = formula_step_ops(spec.model_copy(update={"micro_batch": 4}))
     assert time.perf_counter() - started < 0.05
     assert ops.tokens == 4 * 128
+
+
+def test_autocast_moves_every_matmul_to_bf16() -> None:
+    plain = formula_step_ops(RunSpec(model="tiny", rank=8, micro_batch=2, seq_len=64))
+    auto = formula_step_ops(RunSpec(model="tiny", rank=8, micro_batch=2, seq_len=64, autocast=True))
+    assert plain.total("flops", "matmul_fp32") > 0  # PEFT's fp32 adapters without autocast
+    assert auto.total("flops", "matmul_fp32") == 0
+    moved = auto.total("flops", "matmul_bf16") + auto.total("flops", "attention")
+    assert moved == pytest.approx(plain.total("flops"))  # the same work, in other units
+    # k-bit: the fp32 lm_head and the math-path attention become bf16 matmuls and the fused kernel
+    kbit = formula_step_ops(RunSpec(model="tiny", method="qlora", bits=4, micro_batch=2, seq_len=64))
+    kbit_auto = formula_step_ops(
+        RunSpec(model="tiny", method="qlora", bits=4, micro_batch=2, seq_len=64, autocast=True)
+    )
+    assert kbit.total("flops", "attention") == 0 and kbit_auto.total("flops", "attention") > 0
+    assert kbit_auto.total("flops", "matmul_fp32") == 0
+
+
+def test_the_traced_step_says_it_runs_without_autocast() -> None:
+    ops = traced_step_ops(RunSpec(model="tiny", micro_batch=1, seq_len=16, autocast=True))
+    assert any(note.startswith("autocast:") for note in ops.notes)

@@ -494,6 +494,12 @@ def _features(static: _Static, batch: int, length: int, dropout: bool, bits: int
     )
 
 
+AUTOCAST_MEMORY_NOTE = (
+    "autocast: memory is modelled without it (the adapters' inputs saved in fp32, no bf16 weight copies); "
+    "autocast saves bf16 copies instead, so the peak is if anything lower"
+)
+
+
 def _adjust_features(spec: RunSpec, features: list[float]) -> list[str]:
     """Adjust the features for knobs the fit did not cover (the fit used sdpa, standard loss, no offload)."""
     notes: list[str] = []
@@ -509,6 +515,8 @@ def _adjust_features(spec: RunSpec, features: list[float]) -> list[str]:
         notes.append("attention eager: b x heads x s^2 softmax (fp32 + bf16) added per saved layer")
     elif spec.attention == "flash_attention_2":
         notes.append("attention flash_attention_2: described by the sdpa fit (no s x s matrix either way)")
+    if spec.autocast:
+        notes.append(AUTOCAST_MEMORY_NOTE)
     return notes
 
 

@@ -21,7 +21,11 @@ counts, per micro batch of ``T = micro_batch x seq_len`` tokens, the same op cla
   MLP's down projection in 16-bit runs (non-reentrant checkpointing stops recomputing before it);
 * DoRA (PEFT): per forward, ``BA`` through an identity, the weight norm (+ the weight's dequantization
   at k bits), and with dropout the base layer re-run on the dropped-out input;
-* optimizer: ``torch._foreach_*`` AdamW, 13 passes over the fp32 trainable parameters.
+* optimizer: ``torch._foreach_*`` AdamW, 13 passes over the fp32 trainable parameters;
+* ``autocast`` (the HF Trainer's ``bf16: true``): every matmul runs in bf16 -- the adapters' (PEFT still
+  casts their input to fp32, then autocast casts it and the fp32 weights to bf16), the k-bit recipe's fp32
+  ``lm_head`` (its weight cast each forward) and 8-bit backward's -- and attention takes the fused bf16
+  kernel in k-bit runs too; the elementwise ops keep the recipe's activation dtype.
 
 Agreement with the trace is tested on the tiny and small models (``tests/predict/time/test_closed_form.py``):
 matmul FLOPs within 2%, bytes and launches per class within the tolerances the tests state.
@@ -100,13 +104,22 @@ def _graph_and_shape(
     return tuple(linears), tuple(adapters), shape
 
 
-def _linear_ops(lin: _Linear, tokens: int, bits: int, act: int, lm_head: bool) -> tuple[list[Op], list[Op]]:
+def _linear_ops(
+    lin: _Linear, tokens: int, bits: int, act: int, lm_head: bool, autocast: bool = False
+) -> tuple[list[Op], list[Op]]:
     """Forward and backward (input gradient) ops of one frozen base linear."""
     n, k = lin.out_features, lin.in_features
     flops = 2.0 * tokens * n * k
     small = min(tokens, n, k)
     x, y = float(tokens * k), float(tokens * n)
     if lm_head or bits == 16:
+        if autocast and act == 4:  # the fp32 lm_head under autocast: weight and input cast, one bf16 matmul
+            cast = [
+                Op("elementwise", 0.0, 6.0 * n * k, name="_to_copy"),
+                Op("elementwise", 0.0, 6.0 * x, name="_to_copy"),
+            ]
+            mm = Op("matmul_bf16", flops, 2 * (x + y) + 2.0 * n * k, small, name="mm")
+            return [*cast, mm], [mm, Op("elementwise", 0.0, 6.0 * x, name="_to_copy")]
         cls: OpClass = "matmul_fp32" if act == 4 else "matmul_bf16"
         w = act * n * k
         fwd = [Op(cls, flops, act * (x + y) + w, small, name="mm")]
@@ -139,18 +152,22 @@ def _linear_ops(lin: _Linear, tokens: int, bits: int, act: int, lm_head: bool) -
         Op("dequant", 0.0, 6 * y + 4.0 * (tokens + n), name="int8_mm_dequant"),
     ]
     # backward (bitsandbytes' MatMul8bitLt): the int8 weight copied to the input's dtype, scaled, one matmul
-    mm_cls: OpClass = "matmul_fp32" if act == 4 else "matmul_bf16"
+    # (bf16 under autocast)
+    mm_act = 2 if autocast else act
+    mm_cls: OpClass = "matmul_fp32" if mm_act == 4 else "matmul_bf16"
     bwd = [
-        Op("dequant", 0.0, (1.0 + act) * n * k, name="_to_copy"),
+        Op("dequant", 0.0, (1.0 + mm_act) * n * k, name="_to_copy"),
         Op("elementwise", 0.0, 8.0 * n, launches=2.0, name="mul"),
-        Op("elementwise", 0.0, 2.0 * act * n * k + 4 * n, name="mul_"),
-        Op(mm_cls, flops, act * (x + y + n * k), small, name="mm"),
+        Op("elementwise", 0.0, 2.0 * mm_act * n * k + 4 * n, name="mul_"),
+        Op(mm_cls, flops, mm_act * (x + y + n * k), small, name="mm"),
     ]
     return fwd, bwd
 
 
-def _adapter_ops(a: _Adapter, tokens: int, act: int) -> tuple[list[Op], list[Op]]:
+def _adapter_ops(a: _Adapter, tokens: int, act: int, autocast: bool = False) -> tuple[list[Op], list[Op]]:
     """Forward and backward ops of one LoRA adapter (fp32 weights): dropout, cast, A, B, scale, add."""
+    if autocast:
+        return _autocast_adapter_ops(a, tokens, act)
     r, k, n = a.rank, a.in_features, a.out_features
     x, y, h = float(tokens * k), float(tokens * n), float(tokens * r)
     fwd: list[Op] = []
@@ -173,6 +190,36 @@ def _adapter_ops(a: _Adapter, tokens: int, act: int) -> tuple[list[Op], list[Op]
         Op("matmul_fp32", 2.0 * tokens * r * k, 4 * (x + h + r * k), min(tokens, r, k), name="mm"),  # dX
         Op("elementwise", 0.0, 12 * y, name="mul"),
         Op("elementwise", 0.0, x * (act + 4) + 3 * act * x, launches=2.0, name="_to_copy"),
+    ]
+    if a.dropout:
+        bwd.append(Op("elementwise", 0.0, x * (2 * act + 1), name="native_dropout_backward"))
+    return fwd, bwd
+
+
+def _autocast_adapter_ops(a: _Adapter, tokens: int, act: int) -> tuple[list[Op], list[Op]]:
+    """One LoRA adapter under autocast: PEFT's cast of the input to fp32, autocast's casts to bf16, bf16 matmuls."""
+    r, k, n = a.rank, a.in_features, a.out_features
+    x, y, h = float(tokens * k), float(tokens * n), float(tokens * r)
+    fwd: list[Op] = []
+    if a.dropout:
+        fwd.append(Op("elementwise", 0.0, x * (2 * act + 1), name="native_dropout"))
+    if act != 4:
+        fwd.append(Op("elementwise", 0.0, x * (act + 4), name="_to_copy"))  # PEFT: input to the weight's fp32
+    fwd += [
+        Op("elementwise", 0.0, 6.0 * (x + r * k + r * n), launches=3.0, name="_to_copy"),  # autocast: x, A, B
+        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),
+        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (h + y + r * n), min(tokens, r, n), name="mm"),
+        Op("elementwise", 0.0, 4 * y, name="mul"),
+        Op("elementwise", 0.0, y * (act + 2 + act), name="add"),
+    ]
+    bwd = [
+        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (y + h + r * n), min(tokens, r, n), name="mm"),  # dB
+        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (y + h + r * n), min(tokens, r, n), name="mm"),  # dH
+        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),  # dA
+        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),  # dX
+        Op("elementwise", 0.0, 6 * y, name="mul"),
+        Op("elementwise", 0.0, 6.0 * (r * k + r * n), launches=2.0, name="_to_copy"),  # bf16 grads to fp32
+        Op("elementwise", 0.0, x * 6 + (x * (act + 4) if act != 4 else 0.0), launches=2.0, name="_to_copy"),
     ]
     if a.dropout:
         bwd.append(Op("elementwise", 0.0, x * (2 * act + 1), name="native_dropout_backward"))
@@ -259,13 +306,14 @@ def formula_step_ops(spec: RunSpec, model: ResolvedModel | None = None) -> StepO
     else:
         linears, adapters, s = _graph_and_shape(spec, model)
     act = 2 if spec.bits == 16 else 4
+    autocast = spec.autocast
     batch, seq = spec.micro_batch, spec.seq_len
     tokens = batch * seq
     per_pass: list[Op] = []  # everything once per micro batch
     fwd_ckpt: list[Op] = []  # forward work inside checkpointed layers (recomputed)
     adapted_down = any((a.in_features, a.out_features) == (s.intermediate, s.hidden) for a in adapters)
     for lin in linears:
-        fwd, bwd = _linear_ops(lin, tokens, spec.bits, act, lm_head=not lin.checkpointed)
+        fwd, bwd = _linear_ops(lin, tokens, spec.bits, act, lm_head=not lin.checkpointed, autocast=autocast)
         per_pass += fwd + bwd
         # 16-bit checkpointing is non-reentrant: its recomputation stops once every tensor backward needs is
         # rebuilt, before the layer's last linear (the MLP's down projection) unless an adapter reads its input
@@ -273,14 +321,14 @@ def formula_step_ops(spec: RunSpec, model: ResolvedModel | None = None) -> StepO
         if lin.checkpointed and not (early_stop and not adapted_down):
             fwd_ckpt += fwd
     for adapter in adapters:
-        fwd, bwd = _adapter_ops(adapter, tokens, act)
+        fwd, bwd = _adapter_ops(adapter, tokens, act, autocast)
         if adapter.dora:
             fwd += _dora_ops(adapter, tokens, spec.bits)
         per_pass += fwd + bwd
         if adapter.checkpointed:
             fwd_ckpt += fwd
     for window in s.windows:
-        fwd, bwd = _attention_ops(s, batch, seq, act, window)
+        fwd, bwd = _attention_ops(s, batch, seq, 2 if autocast else act, window)  # autocast: fused bf16 sdpa
         elementwise = _layer_elementwise(s, tokens, act)
         per_pass += fwd + bwd + elementwise + _scaled(elementwise, BACKWARD_ELEMENTWISE, _BACKWARD_LAUNCHES)
         fwd_ckpt += fwd + elementwise

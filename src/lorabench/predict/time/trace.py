@@ -298,5 +298,10 @@ def traced_step_ops(spec: RunSpec) -> StepOps:
         notes=(
             "packed sequences (no attention mask); LLM.int8 outlier columns assumed none",
             "optimizer state creation of the first step averaged over the two simulated steps",
+            *(
+                ("autocast: the traced step runs without it (fp32 adapter matmuls); the formula engine counts it",)
+                if spec.autocast
+                else ()
+            ),
         ),
     )

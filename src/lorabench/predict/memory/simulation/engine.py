@@ -353,6 +353,10 @@ def simulate(
         notes += (ADAMW_4BIT_NOTE,)
     if fused:
         notes += (ADAMW_FUSED_NOTE,)
+    if spec.autocast:
+        from lorabench.predict.memory.formula import AUTOCAST_MEMORY_NOTE
+
+        notes += (AUTOCAST_MEMORY_NOTE.replace("modelled", "simulated"),)
     return SimResult(
         peak_allocated_bytes=sum(breakdown.values()),
         breakdown=breakdown,
