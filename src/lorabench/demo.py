@@ -106,7 +106,8 @@ def _cost(out: Path, step: Step) -> list[Any]:
     step("costing a FinLoRA-sized job against commercial fine-tuning")
     hosted: list[dict[str, Any]] = []
     for name, values in FINLORA_SPECS.items():
-        spec = {"model": SEED_MODEL, "seq_len": 512, "micro_batch": 4, "grad_ckpt": True, **values}
+        # autocast: FinLoRA's Axolotl config says bf16: auto, so the HF Trainer runs the forward under autocast
+        spec = {"model": SEED_MODEL, "seq_len": 512, "micro_batch": 4, "grad_ckpt": True, "autocast": True, **values}
         common = {"gpu": "A5000", "count": 4, "rate": "finlora-a5000"}
         hosted.append({"name": f"{name} (predicted)", "spec": spec, **common})
         hosted.append(

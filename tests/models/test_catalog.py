@@ -82,6 +82,7 @@ PUBLISHED_PARAMS = {
     "mistral-7b-v0.1": 7_241_732_096,
     "mixtral-8x7b": 46_702_792_704,
     "mistral-nemo-12b": 12_247_782_400,
+    "qwen1.5-7b": 7_721_324_544,  # model.safetensors.index.json total_size 15,442,649,088 bytes / 2 (bf16)
     "qwen2-7b": 7_615_616_512,
     "qwen2.5-0.5b": 494_032_768,
     "qwen2.5-1.5b": 1_543_714_304,

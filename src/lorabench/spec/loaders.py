@@ -68,7 +68,7 @@ def _translate(kind: ConfigKind, data: dict[str, Any], config: Path) -> Translat
     return from_lorabench_yaml(data)
 
 
-def load_spec_source(config: Path | None = None, overrides: Mapping[str, Any] | None = None) -> LoadedSpec:
+def load_spec_source(config: Path | str | None = None, overrides: Mapping[str, Any] | None = None) -> LoadedSpec:
     """Build the RunSpec from an optional config file plus command-line overrides, keeping what the file said.
 
     Args:
@@ -88,6 +88,7 @@ def load_spec_source(config: Path | None = None, overrides: Mapping[str, Any] | 
     source = "command line"
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if config is not None:
+        config = Path(config)  # a str path too (the public API's lorabench.load_spec already accepts one)
         kind, data = read_config_file(config)
         translation = _translate(kind, data, config)
         if "model" in given:
@@ -171,7 +172,7 @@ def _expand_targets(raw: dict[str, Any], translation: Translation, config: Path 
     )
 
 
-def load_spec(config: Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunSpec:
+def load_spec(config: Path | str | None = None, overrides: Mapping[str, Any] | None = None) -> RunSpec:
     """Build the RunSpec from an optional config file plus command-line overrides.
 
     Args:
