@@ -351,6 +351,93 @@ def transfer_record(comparisons: Sequence[Comparison], engine: str, data: Path, 
     }
 
 
+HF_PEFT_STACKS = frozenset({"hf_peft_eager", "qwen_finetune_py"})
+"""Stacks that run the HF Transformers model eagerly with PEFT (a custom loop or the HF Trainer): what lorabench
+predicts by default, so the accuracy targets are read on them. Rows quantized by something other than bitsandbytes
+(``quant`` gptq_int4 ...) are left out of that set: lorabench models bitsandbytes kernels only."""
+BNB_QUANTS = frozenset({None, "nf4", "bnb_nf4", "bnb_int8", "llm_int8", "bitsandbytes"})
+
+
+def in_target_set(row: Mapping[str, Any]) -> bool:
+    """Whether a row is an eager HF + PEFT run with a bitsandbytes (or no) quantization."""
+    return str(row["stack"]) in HF_PEFT_STACKS and row.get("quant") in BNB_QUANTS
+
+
+def target_summary(comparisons: Sequence[Comparison], rows: Sequence[Mapping[str, Any]], engine: str) -> str:
+    """One line: median / max |error| of ``engine`` over the target set, and its GPU types."""
+    ids = {str(r["id"]) for r in rows if in_target_set(r)}
+    items = [c for c in comparisons if c.id in ids and c.error.get(engine) is not None]
+    if not items:
+        return f"{engine}: no comparable eager HF + PEFT rows"
+    errors = [abs(float(c.error[engine] or 0.0)) for c in items]
+    gpus = sorted({c.gpu for c in items})
+    return (
+        f"{engine}: eager HF + PEFT (bitsandbytes or 16-bit) rows {len(items)} on {len(gpus)} GPU types "
+        f"({', '.join(gpus)}): median |error| {statistics.median(errors):.0%}, max {max(errors):.0%}"
+    )
+
+
+_PAIR_KEYS = ("source", "gpu", "gpu_count", "lorabench_model", "micro_batch", "grad_accum", "seq_len", "stack")
+
+
+def bit_slowdowns(comparisons: Sequence[Comparison], rows: Sequence[Mapping[str, Any]], engine: str) -> list[str]:
+    """k-bit slowdowns against the 16-bit row of the same source and shape: measured vs predicted.
+
+    A slowdown is 16-bit tokens/s over k-bit tokens/s; its error is predicted / measured - 1.
+    """
+    by_id = {c.id: c for c in comparisons}
+    groups: dict[tuple[Any, ...], dict[int, Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in _PAIR_KEYS), {})[int(row["bits"])] = row
+    lines: list[str] = []
+    for members in groups.values():
+        base = members.get(16)
+        if base is None:
+            continue
+        for bits in (8, 4):
+            low = members.get(bits)
+            if low is None:
+                continue
+            a, b = by_id.get(str(base["id"])), by_id.get(str(low["id"]))
+            if a is None or b is None:
+                continue
+            ma, mb = a.measured_tokens_per_s_per_gpu, b.measured_tokens_per_s_per_gpu
+            pa, pb = a.predicted_tokens_per_s_per_gpu.get(engine), b.predicted_tokens_per_s_per_gpu.get(engine)
+            if not (ma and mb and pa and pb):
+                continue
+            measured, predicted = ma / mb, pa / pb
+            quant = low.get("quant") or "bitsandbytes"
+            lines.append(
+                f"  {low['id']!s:44} {bits}-bit ({quant}) vs 16-bit: measured {measured:.2f}x  predicted "
+                f"{predicted:.2f}x  ({predicted / measured - 1:+.0%})"
+            )
+    return lines
+
+
+def fitting_set_slowdowns() -> list[str]:
+    """The same slowdowns on the H200 records the constants were fitted on (the calibration's residuals)."""
+    from lorabench.predict.time.roofline import default_calibration
+
+    groups: dict[tuple[Any, ...], dict[int, Any]] = {}
+    for r in default_calibration().residuals:
+        rank = r.record.split("-r", 1)[1].split("-", 1)[0] if "-r" in r.record else "?"
+        groups.setdefault((r.gpu, rank, r.micro_batch, r.seq_len, r.grad_ckpt), {})[r.bits] = r
+    lines: list[str] = []
+    for (gpu, rank, batch, seq, ckpt), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        base = members.get(16)
+        for bits in (8, 4):
+            low = members.get(bits)
+            if base is None or low is None:
+                continue
+            measured = low.measured_step_s / base.measured_step_s
+            predicted = low.predicted_step_s / base.predicted_step_s
+            lines.append(
+                f"  {gpu} r{rank} batch {batch} x {seq}{' ckpt' if ckpt else ''}: {bits}-bit vs 16-bit: measured "
+                f"{measured:.2f}x  predicted {predicted:.2f}x  ({predicted / measured - 1:+.0%})"
+            )
+    return lines
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -413,6 +500,12 @@ def main(argv: list[str] | None = None) -> int:
             f"\nroofline off-fit 80% band (step time, all {len(errors)} rows): {low:+.0%} .. {high:+.0%}; "
             f"leave-one-out it holds {in_band}/{len(errors)} rows"
         )
+    print("\n" + target_summary(comparisons, rows, "roofline"))
+    slowdowns = bit_slowdowns(comparisons, rows, "roofline")
+    print("\nroofline: k-bit slowdown vs the same source's 16-bit run (published rows)")
+    print("\n".join(slowdowns) if slowdowns else "  none: no source publishes a 16-bit and a k-bit run of one shape")
+    print("roofline: k-bit slowdown on the fitting set (H200 records)")
+    print("\n".join(fitting_set_slowdowns()))
     if args.write_transfer is not None:
         record = transfer_record(comparisons, "roofline", args.data, in_band)
         args.write_transfer.write_text(json.dumps(record, indent=2) + "\n")
