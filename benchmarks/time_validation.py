@@ -59,7 +59,7 @@ REQUIRED = (
     "source",
     "quote",
 )
-UNITS = ("tokens_per_s", "s_per_step", "min_per_1k_iterations", "hours_per_run")
+UNITS = ("tokens_per_s", "s_per_step", "min_per_1k_iterations", "hours_per_run", "s_per_run")
 SCOPES = ("per_gpu", "total", "unknown")
 GPU_FAMILY = {
     "RTX3090": "GeForce (Ampere/Ada/Blackwell)",
@@ -150,16 +150,17 @@ def measured_tokens_per_s_per_gpu(row: Mapping[str, Any]) -> float | None:
 
     ``tokens_per_s`` with scope ``total`` is divided by the GPU count; ``per_gpu`` and ``unknown`` are taken as per
     GPU. ``s_per_step`` uses :func:`tokens_per_step_per_gpu`; ``min_per_1k_iterations`` (1k micro-batches) needs the
-    micro-batch's tokens; ``hours_per_run`` needs ``run_tokens`` (all GPUs together).
+    micro-batch's tokens; ``hours_per_run`` and ``s_per_run`` need ``run_tokens`` (all GPUs together).
     """
     measured = row["measured"]
     value = float(measured["value"])
     unit = measured["unit"]
     if unit == "tokens_per_s":
         return value / int(row["gpu_count"]) if measured.get("scope") == "total" else value
-    if unit == "hours_per_run":
+    if unit in ("hours_per_run", "s_per_run"):
         tokens = row.get("run_tokens")
-        return None if tokens is None else float(tokens) / (value * 3600) / int(row["gpu_count"])
+        seconds = value * 3600 if unit == "hours_per_run" else value
+        return None if tokens is None else float(tokens) / seconds / int(row["gpu_count"])
     per_step = tokens_per_step_per_gpu(row)
     if per_step is None:
         return None

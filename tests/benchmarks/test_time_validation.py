@@ -42,6 +42,7 @@ def test_published_rows_are_complete_and_resolve() -> None:
             "s_per_step": f"{value}s/it",
             "min_per_1k_iterations": f"{value} min",
             "hours_per_run": f"{value}h",
+            "s_per_run": f"{value:,}",
         }
         assert shown[unit] in row["quote"], row["id"]  # the figure is the one quoted
 
@@ -74,6 +75,8 @@ def test_measured_figures_convert_to_tokens_per_s_per_gpu() -> None:
     assert tv.measured_tokens_per_s_per_gpu(run) is None
     run["run_tokens"] = 104_000_000
     assert tv.measured_tokens_per_s_per_gpu(run) == pytest.approx(104e6 / (14.9 * 3600) / 2)
+    seconds = _row(run_tokens=1024 * 2048, measured={"value": 437, "unit": "s_per_run", "scope": "total"})
+    assert tv.measured_tokens_per_s_per_gpu(seconds) == pytest.approx(1024 * 2048 / 437 / 2)
 
 
 def test_bad_files_name_the_row(tmp_path: Path) -> None:
