@@ -85,6 +85,8 @@ AUTOCAST_BY_STACK = {
     "qwen_finetune_py": True,  # HF Trainer with --bf16 True: accelerate wraps the forward in autocast
     "torchtune_eager": True,  # pure bf16 (adapters stored in bf16): bf16 adapter matmuls, as under autocast
     "torchtune_compile": True,
+    "answerai_fsdp_qlora": True,  # train.py's default precision bf16: the whole model, adapters included, in bf16
+    "nemo_automodel": True,  # bf16 training
 }
 """Whether a stack's adapter matmuls run in bf16 (spec ``autocast``), where its row does not say (``autocast:``)."""
 
@@ -352,11 +354,12 @@ def transfer_record(comparisons: Sequence[Comparison], engine: str, data: Path, 
     }
 
 
-HF_PEFT_STACKS = frozenset({"hf_peft_eager", "qwen_finetune_py"})
+HF_PEFT_STACKS = frozenset({"hf_peft_eager", "qwen_finetune_py", "answerai_fsdp_qlora"})
 """Stacks that run the HF Transformers model eagerly with PEFT (a custom loop or the HF Trainer): what lorabench
 predicts by default, so the accuracy targets are read on them. Rows quantized by something other than bitsandbytes
-(``quant`` gptq_int4 ...) are left out of that set: lorabench models bitsandbytes kernels only."""
-BNB_QUANTS = frozenset({None, "nf4", "bnb_nf4", "bnb_int8", "llm_int8", "bitsandbytes"})
+(``quant`` gptq_int4 ...) are left out of that set: lorabench models bitsandbytes kernels only. Answer.AI's
+``train.py`` is in: the HF model with PEFT (and bitsandbytes NF4) in a plain eager loop under torch FSDP."""
+BNB_QUANTS = frozenset({None, "bnb_nf4", "bnb_int8"})
 
 
 def in_target_set(row: Mapping[str, Any]) -> bool:
