@@ -80,15 +80,28 @@ GPU_FAMILY = {
     "B200": "Hopper/Blackwell",
 }
 
-AUTOCAST_BY_STACK = {
-    "hf_peft_eager": False,  # peft's method_comparison: use_amp false, autocast_adapter_dtype true (fp32 adapters)
-    "qwen_finetune_py": True,  # HF Trainer with --bf16 True: accelerate wraps the forward in autocast
-    "torchtune_eager": True,  # pure bf16 (adapters stored in bf16): bf16 adapter matmuls, as under autocast
-    "torchtune_compile": True,
-    "answerai_fsdp_qlora": True,  # train.py's default precision bf16: the whole model, adapters included, in bf16
-    "nemo_automodel": True,  # bf16 training
+PRECISION_BY_STACK: dict[str, dict[str, bool]] = {
+    # peft's method_comparison: use_amp false, autocast_adapter_dtype true (fp32 adapters beside a bf16 base)
+    "hf_peft_eager": {"autocast": False, "pure_bf16": False},
+    # HF Trainer with --bf16 True: accelerate wraps the forward in autocast
+    "qwen_finetune_py": {"autocast": True, "pure_bf16": False},
+    # the whole model, adapters included, in bf16 (no fp32 upcast of a k-bit base)
+    "torchtune_eager": {"autocast": False, "pure_bf16": True},
+    "torchtune_compile": {"autocast": False, "pure_bf16": True},
+    "answerai_fsdp_qlora": {"autocast": False, "pure_bf16": True},  # train.py's default precision bf16
+    "nemo_automodel": {"autocast": False, "pure_bf16": True},  # bf16 training
 }
-"""Whether a stack's adapter matmuls run in bf16 (spec ``autocast``), where its row does not say (``autocast:``)."""
+"""How a stack computes (spec ``autocast`` / ``pure_bf16``), where its row does not say (``autocast:``,
+``pure_bf16:``)."""
+
+
+def _precision(row: Mapping[str, Any]) -> dict[str, bool]:
+    out = dict(PRECISION_BY_STACK.get(str(row["stack"]), {"autocast": False, "pure_bf16": False}))
+    for key in ("autocast", "pure_bf16"):
+        if row.get(key) is not None:
+            out[key] = bool(row[key])
+    return out
+
 
 Band = tuple[float, float]
 Predictor = Callable[[Any, Mapping[str, Any]], "float | tuple[float, Band]"]
@@ -188,9 +201,7 @@ def spec_for(row: Mapping[str, Any]) -> Any:
         "grad_ckpt": bool(row.get("grad_ckpt")),
         "hardware": {"gpu": row["gpu"], "count": row["gpu_count"]},
         "parallelism": row["parallelism"],
-        "autocast": bool(row["autocast"])
-        if row.get("autocast") is not None
-        else AUTOCAST_BY_STACK.get(row["stack"], False),
+        **_precision(row),
     }
     if row.get("alpha") is not None:
         values["alpha"] = row["alpha"]
@@ -381,13 +392,14 @@ def target_summary(comparisons: Sequence[Comparison], rows: Sequence[Mapping[str
     )
 
 
-_PAIR_KEYS = ("source", "gpu", "gpu_count", "lorabench_model", "micro_batch", "grad_accum", "seq_len", "stack")
+_PAIR_KEYS = ("source", "gpu", "gpu_count", "parallelism", "lorabench_model", "seq_len", "stack")
 
 
 def bit_slowdowns(comparisons: Sequence[Comparison], rows: Sequence[Mapping[str, Any]], engine: str) -> list[str]:
-    """k-bit slowdowns against the 16-bit row of the same source and shape: measured vs predicted.
+    """k-bit slowdowns against the 16-bit row of the same source, GPUs, model and sequence length.
 
-    A slowdown is 16-bit tokens/s over k-bit tokens/s; its error is predicted / measured - 1.
+    A slowdown is 16-bit tokens/s over k-bit tokens/s (per token, so rows whose micro batches differ, as a
+    quantized base leaves room for a larger one, still compare); its error is predicted / measured - 1.
     """
     by_id = {c.id: c for c in comparisons}
     groups: dict[tuple[Any, ...], dict[int, Mapping[str, Any]]] = {}
@@ -411,9 +423,10 @@ def bit_slowdowns(comparisons: Sequence[Comparison], rows: Sequence[Mapping[str,
                 continue
             measured, predicted = ma / mb, pa / pb
             quant = low.get("quant") or "bitsandbytes"
+            batches = f"batch {base['micro_batch']} vs {low['micro_batch']}"
             lines.append(
-                f"  {low['id']!s:44} {bits}-bit ({quant}) vs 16-bit: measured {measured:.2f}x  predicted "
-                f"{predicted:.2f}x  ({predicted / measured - 1:+.0%})"
+                f"  {low['id']!s:44} {bits}-bit ({quant}) vs 16-bit, {batches}: measured {measured:.2f}x  "
+                f"predicted {predicted:.2f}x  ({predicted / measured - 1:+.0%})"
             )
     return lines
 

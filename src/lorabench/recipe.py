@@ -10,7 +10,7 @@ tensors they run on:
   input gradients); 16-bit with checkpointing: ``gradient_checkpointing_enable(use_reentrant=False)`` and
   ``enable_input_require_grads()``.
 - ``use_cache = False`` (transformers' Trainer default); PEFT ``get_peft_model`` with :func:`lora_config`
-  (adapters in fp32, PEFT's default).
+  (adapters in fp32, PEFT's default; with ``pure_bf16`` in the base's dtype, and a k-bit base is not upcast).
 - Optimizers with weight decay 0: ``torch.optim.AdamW`` (foreach or fused), bitsandbytes ``AdamW8bit``,
   ``PagedAdamW8bit`` or ``PagedAdamW32bit``, torchao ``AdamW4bit``.
 - A step: ``model(**batch).loss / grad_accum``, ``backward()`` per micro-batch, then ``step()`` and
@@ -47,13 +47,21 @@ def prepare_for_training(base: Any, spec: RunSpec) -> nn.Module:
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     with quiet_hf():
-        if spec.bits < 16:
+        if spec.bits < 16 and not spec.pure_bf16:
             base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=spec.grad_ckpt)
         elif spec.grad_ckpt:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             base.enable_input_require_grads()
         base.config.use_cache = False
-        model: nn.Module = get_peft_model(base, lora_config(spec, base))
+        # pure_bf16: the adapters in the base's dtype (PEFT's default upcasts them to fp32)
+        model: nn.Module = get_peft_model(base, lora_config(spec, base), autocast_adapter_dtype=not spec.pure_bf16)
+    if spec.pure_bf16:
+        # PEFT leaves new adapters in fp32 beside a quantized (integer) weight and on meta tensors; a pure-bf16
+        # trainer casts every trainable tensor to the model's dtype (LLaMA-Factory skips its fp32 cast)
+        dtype = base.get_input_embeddings().weight.dtype
+        for param in model.parameters():
+            if param.requires_grad and param.is_floating_point() and param.dtype != dtype:
+                param.data = param.data.to(dtype)
     return model
 
 

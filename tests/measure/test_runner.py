@@ -140,3 +140,23 @@ def test_autocast_spec_runs_the_forward_under_bf16_autocast(tmp_path: Path, monk
     assert record["status"] == "ok", record["message"]
     assert record["spec"]["autocast"] is True
     assert seen == {torch.bfloat16}  # base and adapter linears alike, whatever the base's CPU dtype
+
+
+def test_pure_bf16_spec_trains_bf16_adapters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from lorabench import recipe
+
+    real_prepare = recipe.prepare_for_training
+    dtypes: set[torch.dtype] = set()
+
+    def observed_prepare(base: Any, spec: Any) -> Any:
+        model = real_prepare(base, spec)
+        dtypes.update(p.dtype for name, p in model.named_parameters() if "lora_" in name)
+        return model
+
+    monkeypatch.setattr(recipe, "prepare_for_training", observed_prepare)
+    spec = parse_spec({"model": "tiny", "seq_len": 16, "micro_batch": 2, "pure_bf16": True})
+    record = run_training(spec, RunOptions(out=tmp_path, max_steps=2, warmup_steps=0, examples=8, cpu_dtype="bf16"))
+    assert record["status"] == "ok", record["message"]
+    assert dtypes == {torch.bfloat16}  # PEFT's default would upcast them to fp32

@@ -222,3 +222,16 @@ def test_trainer_mixed_precision_becomes_autocast(tmp_path: Path, kind: str, pre
             f"{precision}\n"
         )
     assert load_spec(path).autocast is autocast
+
+
+def test_llamafactory_pure_bf16_is_modelled(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.yml"
+    path.write_text(
+        "model_name_or_path: meta-llama/Llama-3.1-8B\nstage: sft\nfinetuning_type: lora\nlora_rank: 8\n"
+        "pure_bf16: true\n"
+    )
+    from lorabench.spec import load_spec_source
+
+    loaded = load_spec_source(path)
+    assert loaded.spec.pure_bf16 is True and loaded.spec.autocast is False
+    assert "pure_bf16" not in {item.key for item in loaded.ignored_keys}

@@ -21,6 +21,7 @@ from lorabench.cli.options import (
     ModelOpt,
     OptimizerOpt,
     ParallelismOpt,
+    PureBf16Opt,
     RankOpt,
     SeqLenOpt,
     TargetsOpt,
@@ -50,6 +51,7 @@ def fit_command(
     optimizer: OptimizerOpt = None,
     grad_ckpt: GradCkptOpt = None,
     autocast: AutocastOpt = None,
+    pure_bf16: PureBf16Opt = None,
     parallelism: ParallelismOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
@@ -70,6 +72,7 @@ def fit_command(
         optimizer=optimizer,
         grad_ckpt=grad_ckpt,
         autocast=autocast,
+        pure_bf16=pure_bf16,
         parallelism=parallelism,
         gpu=gpu,
         gpus=gpus,

@@ -107,6 +107,14 @@ AutocastOpt = Annotated[
         rich_help_panel=_SPEC,
     ),
 ]
+PureBf16Opt = Annotated[
+    bool | None,
+    typer.Option(
+        "--pure-bf16/--no-pure-bf16",
+        help="The whole model in bf16: adapters in bf16, no fp32 upcast of a 4/8-bit base (LLaMA-Factory pure_bf16).",
+        rich_help_panel=_SPEC,
+    ),
+]
 EpochsOpt = Annotated[float | None, typer.Option(help="Epochs (spec default 1).", rich_help_panel=_SPEC)]
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Learning rate (default 2e-4).", rich_help_panel=_SPEC)]
 ParallelismOpt = Annotated[

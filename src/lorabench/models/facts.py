@@ -306,6 +306,7 @@ def _adapter_fields(spec: RunSpec) -> dict[str, Any]:
         "modules_to_save": list(spec.modules_to_save),
         "layers_to_transform": None if spec.layers_to_transform is None else list(spec.layers_to_transform),
         "rank_pattern": [list(pair) for pair in spec.rank_pattern],
+        "pure_bf16": spec.pure_bf16,  # adapters in the base's dtype (bytes per element)
     }
 
 
@@ -519,7 +520,7 @@ def _build(spec: RunSpec, resolved: ResolvedModel, key: Mapping[str, Any]) -> Mo
 
         peft_config = lora_config(spec, base)
         try:
-            peft_model = get_peft_model(base, peft_config)
+            peft_model = get_peft_model(base, peft_config, autocast_adapter_dtype=not spec.pure_bf16)
         except ValueError as exc:  # PEFT's own checks (e.g. layers_to_transform on a model without layers)
             raise ModelError(f"PEFT cannot build this adapter on {resolved.display_name}: {exc}") from None
     groups = _count_adapted(peft_model, scanned, units)

@@ -130,7 +130,6 @@ _NOT_MODELLED: dict[str, str] = {
     "upcast_lmhead_output": "fp32 lm_head output",
     "mixture_of_depths": "mixture-of-depths",
     "moe_aux_loss_coef": "MoE router auxiliary loss",
-    "pure_bf16": "pure-bf16 training keeps the adapter in bf16 (lorabench: fp32)",
     "resize_vocab": "resizes the embeddings",
     "add_tokens": "adds tokens (embedding rows)",
     "add_special_tokens": "adds tokens (embedding rows)",
@@ -294,6 +293,9 @@ def _quantization(out: Translation, rest: dict[str, Any]) -> None:
 
 def _precision(out: Translation, rest: dict[str, Any]) -> None:
     bf16, fp16 = rest.pop("bf16", None), rest.pop("fp16", None)
+    pure = rest.pop("pure_bf16", None)
+    if pure:  # the model, adapters included, in bf16 with no fp32 upcast
+        out.raw["pure_bf16"] = True
     if bf16 or fp16:  # the HF Trainer's mixed precision: torch.autocast around the forward
         out.raw["autocast"] = True
     if fp16 and not bf16:

@@ -90,7 +90,10 @@ class RunSpec(BaseModel):
     ``autocast`` is mixed-precision autocast around the forward (``torch.autocast(dtype=bfloat16)``: what the
     HF Trainer, and so Axolotl, LLaMA-Factory and TRL, run with ``bf16: true``): the fp32 adapters' matmuls,
     the k-bit recipe's fp32 ``lm_head`` and attention run in bf16. Without it (PEFT's default, and
-    ``lorabench run``'s unless the spec asks) the adapters compute in fp32.
+    ``lorabench run``'s unless the spec asks) the adapters compute in fp32. ``pure_bf16`` keeps the whole model in
+    its 16-bit dtype: the adapters are created in the base's dtype (PEFT ``autocast_adapter_dtype=False``) and a
+    k-bit base skips PEFT's fp32 upcast of norms, embeddings and ``lm_head`` (LLaMA-Factory's ``pure_bf16``,
+    Axolotl's ``bf16: full``, torchtune, Answer.AI's ``train.py``); gradients and AdamW state follow the adapters.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -120,6 +123,7 @@ class RunSpec(BaseModel):
     cross_entropy: CrossEntropy = "standard"
     activation_offload: bool = False
     autocast: bool = False
+    pure_bf16: bool = False
 
     @model_validator(mode="after")
     def _check_cross_field(self) -> RunSpec:

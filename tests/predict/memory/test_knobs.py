@@ -117,3 +117,20 @@ def test_formula_flags_what_it_was_not_fitted_on(raw: dict[str, Any]) -> None:
     assert not plain.extrapolated
     assert adjusted.extrapolated and adjusted.notes
     assert adjusted.peak_allocated_bytes != plain.peak_allocated_bytes
+
+
+@pytest.mark.parametrize("bits", [16, 4])
+def test_pure_bf16_halves_the_trainable_state_and_the_formula_follows_the_simulation(bits: int) -> None:
+    method = "qlora" if bits == 4 else "lora"
+    plain = _spec(method=method, bits=bits)
+    pure = _spec(method=method, bits=bits, pure_bf16=True)
+    sim_plain, sim_pure = simulate(plain, device="cuda"), simulate(pure, device="cuda")
+    # adapters, their gradients and AdamW's two states in bf16 instead of fp32
+    assert sim_pure.breakdown["adapter"] * 2 == pytest.approx(sim_plain.breakdown["adapter"], rel=0.01)
+    assert sim_pure.breakdown["optimizer_state"] < sim_plain.breakdown["optimizer_state"]
+    if bits == 4:  # no fp32 upcast of the norms, embeddings and lm_head
+        assert sim_pure.breakdown["weights"] < sim_plain.breakdown["weights"]
+    static = static_components(pure, device="cuda")
+    for part in ("weights", "adapter", "optimizer_state"):
+        assert static[part] == sim_pure.breakdown[part], part
+    assert account(pure).adapter_bytes * 2 == account(plain).adapter_bytes

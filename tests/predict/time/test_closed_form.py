@@ -87,3 +87,13 @@ def test_autocast_moves_every_matmul_to_bf16() -> None:
 def test_the_traced_step_says_it_runs_without_autocast() -> None:
     ops = traced_step_ops(RunSpec(model="tiny", micro_batch=1, seq_len=16, autocast=True))
     assert any(note.startswith("autocast:") for note in ops.notes)
+
+
+def test_pure_bf16_drops_the_casts_and_the_kbit_upcast() -> None:
+    spec = {"model": "tiny", "rank": 8, "micro_batch": 2, "seq_len": 64, "method": "qlora", "bits": 4}
+    auto = formula_step_ops(RunSpec(**spec, autocast=True))
+    pure = formula_step_ops(RunSpec(**spec, pure_bf16=True))
+    assert pure.total("flops", "matmul_fp32") == 0
+    assert pure.total("flops", "matmul_bf16") == pytest.approx(auto.total("flops", "matmul_bf16"))
+    assert pure.total("bytes", "elementwise") < 0.7 * auto.total("bytes", "elementwise")  # bf16, no casts
+    assert pure.total("bytes", "optimizer") * 2 == pytest.approx(auto.total("bytes", "optimizer"))

@@ -343,16 +343,20 @@ def optimizer_state_bytes(adapter: tuple[int, ...], optimizer: str, device: str)
 
 
 @functools.lru_cache(maxsize=1024)
-def _static(facts: ModelFacts, bits: int, optimizer: str, device: str, gpu: str | None) -> _Static:
+def _static(
+    facts: ModelFacts, bits: int, optimizer: str, device: str, gpu: str | None, pure_bf16: bool = False
+) -> _Static:
     graph = _graph(facts)
     block = CUDA_BLOCK_BYTES if device == "cuda" else 1
-    # k-bit preparation upcasts bf16 parameters to fp32; a 4-bit layer's forward casts its bias back to bf16
-    unquantized_elem = 2 if bits == 16 else _FP32
-    bias_elem = _FP32 if bits == 8 else 2
+    # k-bit preparation upcasts bf16 parameters to fp32 (not under pure_bf16); a 4-bit layer's forward casts its
+    # bias back to bf16
+    upcast_kbit = bits < 16 and not pure_bf16
+    unquantized_elem = _FP32 if upcast_kbit else 2
+    bias_elem = _FP32 if bits == 8 and upcast_kbit else 2
     if device == "cpu":
         base, constants, adapter = _account(facts, bits)
         upcast = sum(graph.unquantized) + (sum(graph.quantized_bias) if bits == 8 else 0)
-        weights = base - constants + ((_FP32 - 2) * upcast if bits < 16 else 0)
+        weights = base - constants + ((_FP32 - 2) * upcast if upcast_kbit else 0)
     else:
         weights = sum(_round(n * unquantized_elem, block) for n in graph.unquantized)
         weights += sum(_round(n * bias_elem, block) for n in graph.quantized_bias)
@@ -365,9 +369,13 @@ def _static(facts: ModelFacts, bits: int, optimizer: str, device: str, gpu: str 
                 w, c = _quantized_bytes(out_features, in_features, bits, block)
                 weights += w
                 constants += c
-        adapter = sum(_round(n * _elem(e, bits), block) for n, e in zip(graph.adapter, graph.adapter_elem, strict=True))
-    gradients = sum(_round(n * _elem(e, bits), block) for n, e in zip(graph.adapter, graph.adapter_elem, strict=True))
-    elems = tuple(_elem(e, bits) for e in graph.adapter_elem)
+        adapter = sum(
+            _round(n * _elem(e, upcast_kbit), block) for n, e in zip(graph.adapter, graph.adapter_elem, strict=True)
+        )
+    gradients = sum(
+        _round(n * _elem(e, upcast_kbit), block) for n, e in zip(graph.adapter, graph.adapter_elem, strict=True)
+    )
+    elems = tuple(_elem(e, upcast_kbit) for e in graph.adapter_elem)
     optimizer_state, paged = _optimizer_bytes(graph.adapter, optimizer, device, block, elems)
     workspace = 0
     if device == "cuda":
@@ -377,9 +385,9 @@ def _static(facts: ModelFacts, bits: int, optimizer: str, device: str, gpu: str 
     return _Static(graph, weights, constants, adapter, gradients, optimizer_state, paged, workspace)
 
 
-def _elem(elem: int, bits: int) -> int:
-    """A trainable tensor's element size: as built at 16 bits, fp32 after k-bit preparation."""
-    return elem if bits == 16 else _FP32
+def _elem(elem: int, upcast_kbit: bool) -> int:
+    """A trainable tensor's element size: as built at 16 bits (or under pure_bf16), fp32 after k-bit preparation."""
+    return _FP32 if upcast_kbit else elem
 
 
 def group_key(device: str, bits: int, grad_ckpt: bool, dora: bool) -> str:
@@ -457,6 +465,7 @@ def _static_for(spec: RunSpec, device: str) -> _Static:
         spec.optimizer,
         device,
         spec.hardware.gpu if device == "cuda" else None,
+        spec.pure_bf16,
     )
 
 
@@ -500,6 +509,13 @@ AUTOCAST_MEMORY_NOTE = (
 )
 
 
+PURE_BF16_KBIT_NOTE = (
+    "pure_bf16 on a k-bit base: adapters, gradients and optimizer state are counted in bf16, but the activation "
+    "terms were fitted on PEFT's fp32-upcast k-bit recipe (likely an overestimate; --engine simulate runs the "
+    "pure-bf16 recipe itself)"
+)
+
+
 def _adjust_features(spec: RunSpec, features: list[float]) -> list[str]:
     """Adjust the features for knobs the fit did not cover (the fit used sdpa, standard loss, no offload)."""
     notes: list[str] = []
@@ -517,6 +533,8 @@ def _adjust_features(spec: RunSpec, features: list[float]) -> list[str]:
         notes.append("attention flash_attention_2: described by the sdpa fit (no s x s matrix either way)")
     if spec.autocast:
         notes.append(AUTOCAST_MEMORY_NOTE)
+    if spec.pure_bf16 and spec.bits < 16:
+        notes.append(PURE_BF16_KBIT_NOTE)
     return notes
 
 

@@ -25,7 +25,9 @@ counts, per micro batch of ``T = micro_batch x seq_len`` tokens, the same op cla
 * ``autocast`` (the HF Trainer's ``bf16: true``): every matmul runs in bf16 -- the adapters' (PEFT still
   casts their input to fp32, then autocast casts it and the fp32 weights to bf16), the k-bit recipe's fp32
   ``lm_head`` (its weight cast each forward) and 8-bit backward's -- and attention takes the fused bf16
-  kernel in k-bit runs too; the elementwise ops keep the recipe's activation dtype.
+  kernel in k-bit runs too; the elementwise ops keep the recipe's activation dtype;
+* ``pure_bf16``: adapters in bf16 with no casts around them, and a k-bit base without PEFT's fp32 upcast, so
+  activations, ``lm_head`` and attention are bf16 as in a 16-bit run.
 
 Agreement with the trace is tested on the tiny and small models (``tests/predict/time/test_closed_form.py``):
 matmul FLOPs within 2%, bytes and launches per class within the tolerances the tests state.
@@ -164,8 +166,12 @@ def _linear_ops(
     return fwd, bwd
 
 
-def _adapter_ops(a: _Adapter, tokens: int, act: int, autocast: bool = False) -> tuple[list[Op], list[Op]]:
+def _adapter_ops(
+    a: _Adapter, tokens: int, act: int, autocast: bool = False, pure: bool = False
+) -> tuple[list[Op], list[Op]]:
     """Forward and backward ops of one LoRA adapter (fp32 weights): dropout, cast, A, B, scale, add."""
+    if pure:
+        return _bf16_adapter_ops(a, tokens)
     if autocast:
         return _autocast_adapter_ops(a, tokens, act)
     r, k, n = a.rank, a.in_features, a.out_features
@@ -223,6 +229,32 @@ def _autocast_adapter_ops(a: _Adapter, tokens: int, act: int) -> tuple[list[Op],
     ]
     if a.dropout:
         bwd.append(Op("elementwise", 0.0, x * (2 * act + 1), name="native_dropout_backward"))
+    return fwd, bwd
+
+
+def _bf16_adapter_ops(a: _Adapter, tokens: int) -> tuple[list[Op], list[Op]]:
+    """One LoRA adapter whose weights are bf16 like its input (``pure_bf16``): no casts, bf16 matmuls."""
+    r, k, n = a.rank, a.in_features, a.out_features
+    x, y, h = float(tokens * k), float(tokens * n), float(tokens * r)
+    fwd: list[Op] = []
+    if a.dropout:
+        fwd.append(Op("elementwise", 0.0, x * 5, name="native_dropout"))
+    fwd += [
+        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),
+        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (h + y + r * n), min(tokens, r, n), name="mm"),
+        Op("elementwise", 0.0, 4 * y, name="mul"),
+        Op("elementwise", 0.0, 6 * y, name="add"),
+    ]
+    bwd = [
+        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (y + h + r * n), min(tokens, r, n), name="mm"),  # dB
+        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (y + h + r * n), min(tokens, r, n), name="mm"),  # dH
+        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),  # dA
+        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),  # dX
+        Op("elementwise", 0.0, 6 * y, name="mul"),
+        Op("elementwise", 0.0, 6 * x, name="add"),  # dX into the base layer's input gradient
+    ]
+    if a.dropout:
+        bwd.append(Op("elementwise", 0.0, x * 5, name="native_dropout_backward"))
     return fwd, bwd
 
 
@@ -305,8 +337,9 @@ def formula_step_ops(spec: RunSpec, model: ResolvedModel | None = None) -> StepO
         linears, adapters, s = _cached_graph(spec)
     else:
         linears, adapters, s = _graph_and_shape(spec, model)
-    act = 2 if spec.bits == 16 else 4
-    autocast = spec.autocast
+    pure = spec.pure_bf16
+    act = 2 if spec.bits == 16 or pure else 4  # pure_bf16: no fp32 upcast of the k-bit recipe
+    autocast = spec.autocast or pure  # every matmul bf16 either way
     batch, seq = spec.micro_batch, spec.seq_len
     tokens = batch * seq
     per_pass: list[Op] = []  # everything once per micro batch
@@ -321,7 +354,7 @@ def formula_step_ops(spec: RunSpec, model: ResolvedModel | None = None) -> StepO
         if lin.checkpointed and not (early_stop and not adapted_down):
             fwd_ckpt += fwd
     for adapter in adapters:
-        fwd, bwd = _adapter_ops(adapter, tokens, act, autocast)
+        fwd, bwd = _adapter_ops(adapter, tokens, act, autocast, pure)
         if adapter.dora:
             fwd += _dora_ops(adapter, tokens, spec.bits)
         per_pass += fwd + bwd
@@ -346,7 +379,7 @@ def formula_step_ops(spec: RunSpec, model: ResolvedModel | None = None) -> StepO
     optimizer = Op(
         "optimizer",
         0.0,
-        _ADAM_PASSES * 4.0 * trainable,
+        _ADAM_PASSES * (2.0 if pure else 4.0) * trainable,  # AdamW's state has the adapters' dtype
         launches=float(_ADAM_OPS * math.ceil(2 * tensors / _FOREACH_CHUNK)),
         name="adamw_foreach",
     )
