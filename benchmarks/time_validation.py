@@ -327,25 +327,43 @@ def step_errors(comparisons: Sequence[Comparison], engine: str) -> list[tuple[Co
     return out
 
 
-def leave_one_out_bands(comparisons: Sequence[Comparison], engine: str, coverage: float = 0.8) -> int:
-    """Replace each row's ``engine`` band by the band of the other rows' step-time errors; return rows in band."""
+def leave_one_out_bands(
+    comparisons: Sequence[Comparison], engine: str, coverage: float = 0.8, pool: set[str] | None = None
+) -> tuple[int, int]:
+    """Replace each row's ``engine`` band by the band of the OTHER pool rows' step-time errors.
+
+    Args:
+        comparisons: The rows.
+        engine: The engine whose band is replaced.
+        coverage: The band's coverage.
+        pool: Ids of the rows whose errors make the band (default every row); every row gets a band.
+
+    Returns:
+        ``(pool rows inside their band, pool rows)``.
+    """
     from lorabench.predict.time.roofline import quantile_band
 
     errors = step_errors(comparisons, engine)
+    members = [(item.id, e) for item, e in errors if pool is None or item.id in pool]
     inside = 0
-    for index, (item, _) in enumerate(errors):
-        low, high = quantile_band([e for j, (_, e) in enumerate(errors) if j != index], coverage)
+    for item, _ in errors:
+        low, high = quantile_band([e for name, e in members if name != item.id], coverage)
         predicted = float(item.predicted_tokens_per_s_per_gpu[engine] or 0.0)
         # predicted step / measured step - 1 = e, so measured tokens/s = predicted tokens/s x (1 + e)
         band = (predicted * (1 + low), predicted * (1 + high))
         item.band_tokens_per_s_per_gpu[engine] = band
         measured = item.measured_tokens_per_s_per_gpu
-        inside += measured is not None and band[0] <= measured <= band[1]
-    return inside
+        if pool is None or item.id in pool:
+            inside += measured is not None and band[0] <= measured <= band[1]
+    return inside, len(members)
 
 
 def transfer_record(comparisons: Sequence[Comparison], engine: str, data: Path, in_band: int) -> dict[str, Any]:
-    """The ``roofline_transfer.json`` record: the packaged calibration's errors on these published runs."""
+    """The ``roofline_transfer.json`` record: the packaged calibration's errors on these published runs.
+
+    ``comparisons`` should be the rows the band is meant for: :func:`main` passes the eager HF + PEFT target set
+    (:func:`in_target_set`), the stack lorabench predicts by default.
+    """
     from lorabench.predict.time.roofline import TRANSFER_SCHEMA, default_calibration
 
     try:
@@ -506,16 +524,19 @@ def main(argv: list[str] | None = None) -> int:
         "flops_eff": flops_eff_tokens_per_s_per_gpu,
     }
     comparisons = compare(rows, predictors)
-    in_band = leave_one_out_bands(comparisons, "roofline")
+    target_ids = {str(r["id"]) for r in rows if in_target_set(r)}
+    target = [c for c in comparisons if c.id in target_ids]
+    in_band, pooled = leave_one_out_bands(comparisons, "roofline", pool=target_ids)
     print(render(comparisons, list(predictors)))
-    errors = [e for _, e in step_errors(comparisons, "roofline")]
+    errors = [e for _, e in step_errors(target, "roofline")]
     if errors:
         from lorabench.predict.time.roofline import quantile_band
 
         low, high = quantile_band(errors)
         print(
-            f"\nroofline off-fit 80% band (step time, all {len(errors)} rows): {low:+.0%} .. {high:+.0%}; "
-            f"leave-one-out it holds {in_band}/{len(errors)} rows"
+            f"\nroofline off-fit 80% band (step time, the {len(errors)} eager HF + PEFT rows): {low:+.0%} .. "
+            f"{high:+.0%}; leave-one-out it holds {in_band}/{pooled} of them (every row's 'in band' above is "
+            "counted against the band of the other eager HF + PEFT rows)"
         )
     print("\n" + target_summary(comparisons, rows, "roofline"))
     slowdowns = bit_slowdowns(comparisons, rows, "roofline")
@@ -524,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     print("roofline: k-bit slowdown on the fitting set (H200 records)")
     print("\n".join(fitting_set_slowdowns()))
     if args.write_transfer is not None:
-        record = transfer_record(comparisons, "roofline", args.data, in_band)
+        record = transfer_record(target, "roofline", args.data, in_band)
         args.write_transfer.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {args.write_transfer}")
     if args.json is not None:
