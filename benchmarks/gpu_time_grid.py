@@ -5,9 +5,11 @@
     PYTHONPATH=src python benchmarks/gpu_time_grid.py --plan              # print the pruned grid and stop
 
 The full grid is bits 16 / 8 / 4 (bf16; bitsandbytes LLM.int8; NF4 + double quant) x micro batch 1 / 4 / 16 x
-seq 256 / 2048 x gradient checkpointing on / off x targets q,v / all-linear (72 cells), LoRA r8. It is pruned to a
-time budget: cells are ranked by how many factors they change from the base cell (16-bit, batch 4, seq 2048,
-checkpointing on, q,v), so every factor is first varied one at a time, and kept while their estimated cost fits
+seq 256 / 2048 x gradient checkpointing on / off x targets q,v / all-linear x autocast off / on (144 cells), LoRA
+r8; autocast is the HF Trainer's ``bf16: true`` (the forward under ``torch.autocast(bfloat16)``, so the fp32
+adapters' matmuls run in bf16), the regime of the published Trainer-based runs. It is pruned to a time budget:
+cells are ranked by how many factors they change from the base cell (16-bit, batch 4, seq 2048, checkpointing
+on, q,v, no autocast), so every factor is first varied one at a time, and kept while their estimated cost fits
 ``--budget-s`` (the estimate, FLOPs / (peak x a planning efficiency per bit width), only orders and prunes cells;
 it is printed as such and never reported as a result).
 
@@ -50,7 +52,8 @@ MICRO_BATCHES = (1, 4, 16)
 SEQ_LENS = (256, 2048)
 CHECKPOINTING = (True, False)
 TARGETS = ("q_proj,v_proj", "all-linear")
-BASE = (16, 4, 2048, True, "q_proj,v_proj")
+AUTOCAST = (False, True)
+BASE = (16, 4, 2048, True, "q_proj,v_proj", False)
 RANK = 8
 PLANNING_EFFICIENCY = {16: 0.45, 8: 0.07, 4: 0.25}
 """Assumed MFU per bit width used ONLY to order and prune cells (bitsandbytes int8 is far slower than bf16)."""
@@ -136,22 +139,26 @@ class Cell:
     seq_len: int
     grad_ckpt: bool
     targets: str
+    autocast: bool = False
 
     @property
     def name(self) -> str:
-        """Folder name, e.g. ``b16-mb4-s2048-ckpt-qv``."""
+        """Folder name, e.g. ``b16-mb4-s2048-ckpt-qv`` (``-ac`` appended under autocast)."""
         targets = "qv" if self.targets == "q_proj,v_proj" else "all"
-        return f"b{self.bits}-mb{self.micro_batch}-s{self.seq_len}-{'ckpt' if self.grad_ckpt else 'nockpt'}-{targets}"
+        ckpt = "ckpt" if self.grad_ckpt else "nockpt"
+        return f"b{self.bits}-mb{self.micro_batch}-s{self.seq_len}-{ckpt}-{targets}{'-ac' if self.autocast else ''}"
 
     def distance(self) -> int:
         """How many factors differ from the base cell (bits are compared only when both are 16-bit)."""
-        own = (self.micro_batch, self.seq_len, self.grad_ckpt, self.targets)
+        own = (self.micro_batch, self.seq_len, self.grad_ckpt, self.targets, self.autocast)
         return sum(a != b for a, b in zip(own, BASE[1:], strict=True))
 
 
 def full_grid() -> list[Cell]:
-    """All 72 cells."""
-    return [Cell(*values) for values in itertools.product(BITS, MICRO_BATCHES, SEQ_LENS, CHECKPOINTING, TARGETS)]
+    """All 144 cells."""
+    return [
+        Cell(*values) for values in itertools.product(BITS, MICRO_BATCHES, SEQ_LENS, CHECKPOINTING, TARGETS, AUTOCAST)
+    ]
 
 
 def plan(cells: Sequence[Cell], cost_s: Callable[[Cell], float], budget_s: float) -> list[Cell]:
@@ -212,6 +219,7 @@ def _spec(model: str, cell: Cell, gpu: str) -> Any:
             "micro_batch": cell.micro_batch,
             "seq_len": cell.seq_len,
             "grad_ckpt": cell.grad_ckpt,
+            "autocast": cell.autocast,
             "hardware": {"gpu": gpu, "count": 1},
         }
     )
@@ -257,7 +265,8 @@ def _run_cell(model: Any, spec: Any, steps: int, device: torch.device, vocab: in
 
     def step() -> None:
         ids = torch.randint(4, vocab, (spec.micro_batch, spec.seq_len), generator=generator).to(device)
-        loss = model(input_ids=ids, labels=ids).loss
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.autocast):  # as lorabench run does
+            loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -346,7 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     cost = planning_cost(_flops_per_token_fn(args.model), peak, args.steps)
     cells = plan([c for c in full_grid() if c.bits in args.bits], cost, args.budget_s)
     estimate = sum(cost(c) for c in cells)
-    print(f"plan: {len(cells)} of 72 cells, estimated {estimate:.0f}s of stepping (planning estimate, not a result)")
+    print(
+        f"plan: {len(cells)} of {len(full_grid())} cells, estimated {estimate:.0f}s of stepping "
+        "(planning estimate, not a result)"
+    )
     for cell in cells:
         print(f"  {cell.name:28} est {cost(cell):6.1f}s  distance {cell.distance()}")
     if args.plan:

@@ -85,10 +85,11 @@ def test_grouping_sums_by_class_and_lists_the_unmatched() -> None:
 
 def test_grid_and_plan() -> None:
     cells = grid.full_grid()
-    assert len(cells) == 72 == len({c.name for c in cells})
+    assert len(cells) == 144 == len({c.name for c in cells})
     base = grid.Cell(16, 4, 2048, True, "q_proj,v_proj")
     assert base.distance() == 0 and base.name == "b16-mb4-s2048-ckpt-qv"
     assert grid.Cell(4, 16, 256, False, "all-linear").distance() == 4
+    assert grid.Cell(16, 4, 2048, True, "q_proj,v_proj", True).name == "b16-mb4-s2048-ckpt-qv-ac"
 
     def cost(cell: object) -> float:
         assert isinstance(cell, grid.Cell)
@@ -100,7 +101,7 @@ def test_grid_and_plan() -> None:
     # running order: grouped by bits (16, 8, 4), so each base model loads once
     order = [c.bits for c in kept]
     assert order == sorted(order, key=grid.BITS.index)
-    assert len(grid.plan(cells, cost, budget_s=1e9)) == 72
+    assert len(grid.plan(cells, cost, budget_s=1e9)) == 144
     assert grid.plan(cells, cost, budget_s=0) == []
 
 
