@@ -166,96 +166,70 @@ def _linear_ops(
     return fwd, bwd
 
 
+def _lora_matmuls(a: _Adapter, tokens: int, cls: OpClass, elem: int) -> tuple[list[Op], list[Op]]:
+    """An adapter's forward matmuls (``A``, ``B``) and backward ones (``dB``, ``dH``, ``dA``, ``dX``)."""
+    r, k, n = a.rank, a.in_features, a.out_features
+    x, y, h = float(tokens * k), float(tokens * n), float(tokens * r)
+    on_a = Op(cls, 2.0 * tokens * r * k, elem * (x + h + r * k), min(tokens, r, k), name="mm")
+    on_b = Op(cls, 2.0 * tokens * r * n, elem * (h + y + r * n), min(tokens, r, n), name="mm")
+    return [on_a, on_b], [on_b, on_b, on_a, on_a]
+
+
 def _adapter_ops(
     a: _Adapter, tokens: int, act: int, autocast: bool = False, pure: bool = False
 ) -> tuple[list[Op], list[Op]]:
-    """Forward and backward ops of one LoRA adapter (fp32 weights): dropout, cast, A, B, scale, add."""
-    if pure:
-        return _bf16_adapter_ops(a, tokens)
-    if autocast:
-        return _autocast_adapter_ops(a, tokens, act)
+    """Forward and backward ops of one LoRA adapter: dropout, casts, ``A``, ``B``, scale, add.
+
+    PEFT's default (fp32 weights, no autocast): the input cast to fp32, fp32 matmuls, the result cast back.
+    ``autocast``: PEFT still casts the input to fp32, autocast casts it and the weights to bf16, bf16 matmuls.
+    ``pure`` (bf16 weights like the input): no casts at all.
+    """
     r, k, n = a.rank, a.in_features, a.out_features
-    x, y, h = float(tokens * k), float(tokens * n), float(tokens * r)
-    fwd: list[Op] = []
-    if a.dropout:
-        fwd.append(Op("elementwise", 0.0, x * (2 * act + 1), name="native_dropout"))
-    if act != 4:
-        fwd.append(Op("elementwise", 0.0, x * (act + 4), name="_to_copy"))
+    x, y = float(tokens * k), float(tokens * n)
+    drop = x * (5 if pure else 2 * act + 1)  # input, output and the 1-byte mask
+    fwd: list[Op] = [Op("elementwise", 0.0, drop, name="native_dropout")] if a.dropout else []
+    bwd_tail: list[Op] = [Op("elementwise", 0.0, drop, name="native_dropout_backward")] if a.dropout else []
+    if pure:
+        mm_fwd, mm_bwd = _lora_matmuls(a, tokens, "matmul_bf16", 2)
+        fwd += [*mm_fwd, Op("elementwise", 0.0, 4 * y, name="mul"), Op("elementwise", 0.0, 6 * y, name="add")]
+        bwd = [
+            *mm_bwd,
+            Op("elementwise", 0.0, 6 * y, name="mul"),
+            Op("elementwise", 0.0, 6 * x, name="add"),  # dX into the base layer's input gradient
+        ]
+        return fwd, bwd + bwd_tail
+    to_fp32 = [Op("elementwise", 0.0, x * (act + 4), name="_to_copy")] if act != 4 else []  # PEFT: input to fp32
+    if autocast:
+        mm_fwd, mm_bwd = _lora_matmuls(a, tokens, "matmul_bf16", 2)
+        fwd += [
+            *to_fp32,
+            Op("elementwise", 0.0, 6.0 * (x + r * k + r * n), launches=3.0, name="_to_copy"),  # autocast: x, A, B
+            *mm_fwd,
+            Op("elementwise", 0.0, 4 * y, name="mul"),
+            Op("elementwise", 0.0, y * (act + 2 + act), name="add"),
+        ]
+        bwd = [
+            *mm_bwd,
+            Op("elementwise", 0.0, 6 * y, name="mul"),
+            Op("elementwise", 0.0, 6.0 * (r * k + r * n), launches=2.0, name="_to_copy"),  # bf16 grads to fp32
+            Op("elementwise", 0.0, x * 6 + (x * (act + 4) if act != 4 else 0.0), launches=2.0, name="_to_copy"),
+        ]
+        return fwd, bwd + bwd_tail
+    mm_fwd, mm_bwd = _lora_matmuls(a, tokens, "matmul_fp32", 4)
     fwd += [
-        Op("matmul_fp32", 2.0 * tokens * r * k, 4 * (x + h + r * k), min(tokens, r, k), name="mm"),
-        Op("matmul_fp32", 2.0 * tokens * r * n, 4 * (h + y + r * n), min(tokens, r, n), name="mm"),
+        *to_fp32,
+        *mm_fwd,
         Op("elementwise", 0.0, 8 * y, name="mul"),
         Op("elementwise", 0.0, y * (act + 8), name="add"),
     ]
     if act != 4:
         fwd.append(Op("elementwise", 0.0, y * (4 + act), name="_to_copy"))
     bwd = [
-        Op("matmul_fp32", 2.0 * tokens * r * n, 4 * (y + h + r * n), min(tokens, r, n), name="mm"),  # dB
-        Op("matmul_fp32", 2.0 * tokens * r * n, 4 * (y + h + r * n), min(tokens, r, n), name="mm"),  # dH
-        Op("matmul_fp32", 2.0 * tokens * r * k, 4 * (x + h + r * k), min(tokens, r, k), name="mm"),  # dA
-        Op("matmul_fp32", 2.0 * tokens * r * k, 4 * (x + h + r * k), min(tokens, r, k), name="mm"),  # dX
+        *mm_bwd,
         Op("elementwise", 0.0, 12 * y, name="mul"),
         Op("elementwise", 0.0, x * (act + 4) + 3 * act * x, launches=2.0, name="_to_copy"),
     ]
-    if a.dropout:
-        bwd.append(Op("elementwise", 0.0, x * (2 * act + 1), name="native_dropout_backward"))
-    return fwd, bwd
-
-
-def _autocast_adapter_ops(a: _Adapter, tokens: int, act: int) -> tuple[list[Op], list[Op]]:
-    """One LoRA adapter under autocast: PEFT's cast of the input to fp32, autocast's casts to bf16, bf16 matmuls."""
-    r, k, n = a.rank, a.in_features, a.out_features
-    x, y, h = float(tokens * k), float(tokens * n), float(tokens * r)
-    fwd: list[Op] = []
-    if a.dropout:
-        fwd.append(Op("elementwise", 0.0, x * (2 * act + 1), name="native_dropout"))
-    if act != 4:
-        fwd.append(Op("elementwise", 0.0, x * (act + 4), name="_to_copy"))  # PEFT: input to the weight's fp32
-    fwd += [
-        Op("elementwise", 0.0, 6.0 * (x + r * k + r * n), launches=3.0, name="_to_copy"),  # autocast: x, A, B
-        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),
-        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (h + y + r * n), min(tokens, r, n), name="mm"),
-        Op("elementwise", 0.0, 4 * y, name="mul"),
-        Op("elementwise", 0.0, y * (act + 2 + act), name="add"),
-    ]
-    bwd = [
-        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (y + h + r * n), min(tokens, r, n), name="mm"),  # dB
-        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (y + h + r * n), min(tokens, r, n), name="mm"),  # dH
-        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),  # dA
-        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),  # dX
-        Op("elementwise", 0.0, 6 * y, name="mul"),
-        Op("elementwise", 0.0, 6.0 * (r * k + r * n), launches=2.0, name="_to_copy"),  # bf16 grads to fp32
-        Op("elementwise", 0.0, x * 6 + (x * (act + 4) if act != 4 else 0.0), launches=2.0, name="_to_copy"),
-    ]
-    if a.dropout:
-        bwd.append(Op("elementwise", 0.0, x * (2 * act + 1), name="native_dropout_backward"))
-    return fwd, bwd
-
-
-def _bf16_adapter_ops(a: _Adapter, tokens: int) -> tuple[list[Op], list[Op]]:
-    """One LoRA adapter whose weights are bf16 like its input (``pure_bf16``): no casts, bf16 matmuls."""
-    r, k, n = a.rank, a.in_features, a.out_features
-    x, y, h = float(tokens * k), float(tokens * n), float(tokens * r)
-    fwd: list[Op] = []
-    if a.dropout:
-        fwd.append(Op("elementwise", 0.0, x * 5, name="native_dropout"))
-    fwd += [
-        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),
-        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (h + y + r * n), min(tokens, r, n), name="mm"),
-        Op("elementwise", 0.0, 4 * y, name="mul"),
-        Op("elementwise", 0.0, 6 * y, name="add"),
-    ]
-    bwd = [
-        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (y + h + r * n), min(tokens, r, n), name="mm"),  # dB
-        Op("matmul_bf16", 2.0 * tokens * r * n, 2 * (y + h + r * n), min(tokens, r, n), name="mm"),  # dH
-        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),  # dA
-        Op("matmul_bf16", 2.0 * tokens * r * k, 2 * (x + h + r * k), min(tokens, r, k), name="mm"),  # dX
-        Op("elementwise", 0.0, 6 * y, name="mul"),
-        Op("elementwise", 0.0, 6 * x, name="add"),  # dX into the base layer's input gradient
-    ]
-    if a.dropout:
-        bwd.append(Op("elementwise", 0.0, x * 5, name="native_dropout_backward"))
-    return fwd, bwd
+    return fwd, bwd + bwd_tail
 
 
 def _dora_ops(a: _Adapter, tokens: int, bits: int) -> list[Op]:
