@@ -60,13 +60,14 @@ def test_fill_read_change_gpu_and_share_the_link(base_url: str, tmp_path: Path) 
         page.fill("#rank", "16")
         page.fill("#seq_len", "1024")
         page.check("#grad_ckpt")
+        page.select_option("#precision", "autocast")
         page.select_option("#gpu", "A5000")
         before = _generation(page)
         page.click("#go")
         _wait_for_result(page, before)
         title = page.text_content("#title") or ""
         assert "Llama-3.2-1B" in title and "qlora r16" in title and "4-bit base" in title and "1×A5000" in title
-        assert "grad ckpt" in title and "seq 1024" in title
+        assert "grad ckpt" in title and "seq 1024" in title and "autocast" in title
         memory = page.text_content("#memory") or ""
         assert "GB" in memory and "fits" in memory
         segments = page.eval_on_selector_all("#bar .seg", "els => els.map(e => e.dataset.component)")
@@ -90,6 +91,7 @@ def test_fill_read_change_gpu_and_share_the_link(base_url: str, tmp_path: Path) 
         assert "runpod" in (page.text_content("#cost") or "")  # the self-hosted row priced at a catalog rate
         url = page.url
         assert "gpu=RTX4090" in url and "model=llama-3.2-1b" in url and "method=qlora" in url and "grad_ckpt=1" in url
+        assert "precision=autocast" in url
 
         # the link reproduces the state and the result
         shot = Path(os.environ.get("LORABENCH_WEB_SCREENSHOT") or tmp_path / "calculator.png")
@@ -102,7 +104,7 @@ def test_fill_read_change_gpu_and_share_the_link(base_url: str, tmp_path: Path) 
         shown = second.text_content("#title"), second.text_content("#memory"), second.text_content("#params")
         assert shown == expected
         assert second.input_value("#gpu") == "RTX4090" and second.input_value("#rank") == "16"
-        assert second.is_checked("#grad_ckpt")
+        assert second.is_checked("#grad_ckpt") and second.input_value("#precision") == "autocast"
         browser.close()
     assert shot.stat().st_size > 10_000
     assert requested and all(u.startswith(base_url) for u in requested), "the page fetched something elsewhere"

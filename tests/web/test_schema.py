@@ -43,6 +43,8 @@ _OPTIONAL = {
     "micro_batch": st.integers(1, 64),
     "seq_len": st.integers(1, 8192),
     "grad_ckpt": st.booleans(),
+    "autocast": st.booleans(),
+    "pure_bf16": st.booleans(),
     "optimizer": st.sampled_from(["adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adamw_4bit"]),
     "gpu": st.sampled_from(["A5000", "T4", "H100-SXM", "RTX4090"]),
     "gpus": st.integers(1, 8),
@@ -62,7 +64,7 @@ def test_formula_estimates_of_real_models_answer_200_or_422(
         assert all(d["loc"][0] == "body" and d["msg"] for d in response.json()["detail"])
         return
     spec = response.json()["spec"]
-    for name in ("method", "rank", "micro_batch", "seq_len", "grad_ckpt", "optimizer"):
+    for name in ("method", "rank", "micro_batch", "seq_len", "grad_ckpt", "autocast", "pure_bf16", "optimizer"):
         if name in fields:
             assert spec[name] == fields[name]
     if "gpu" in fields and "tokens" in fields:

@@ -34,6 +34,8 @@ SPEC_FIELDS = (
     "seq_len",
     "epochs",
     "grad_ckpt",
+    "autocast",
+    "pure_bf16",
     "optimizer",
     "parallelism",
     "gpu",

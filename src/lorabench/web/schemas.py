@@ -68,6 +68,12 @@ class SpecFields(BaseModel):
     seq_len: int | None = Field(strict=True, default=None, ge=1, le=10_000_000, description="Sequence length (tokens).")
     epochs: float | None = Field(strict=True, default=None, gt=0, le=10_000)
     grad_ckpt: bool | None = Field(strict=True, default=None, description="Gradient checkpointing.")
+    autocast: bool | None = Field(
+        strict=True, default=None, description="bf16 autocast around the forward (the HF Trainer's bf16: true)."
+    )
+    pure_bf16: bool | None = Field(
+        strict=True, default=None, description="The whole model in bf16: adapters too, no fp32 upcast of a k-bit base."
+    )
     optimizer: Optimizer | None = None
     parallelism: Parallelism | None = None
     gpu: str | None = Field(

@@ -3,8 +3,8 @@
 "use strict";
 
 const FIELDS = ["model", "upload_kind", "config", "config_name", "method", "bits", "rank", "alpha", "targets",
-  "micro_batch", "seq_len", "grad_accum", "grad_ckpt", "optimizer", "engine", "gpu", "gpus", "parallelism",
-  "tokens", "epochs"];
+  "micro_batch", "seq_len", "grad_accum", "grad_ckpt", "precision", "optimizer", "engine", "gpu", "gpus",
+  "parallelism", "tokens", "epochs"];
 const NUMBERS = new Set(["bits", "rank", "micro_batch", "seq_len", "grad_accum", "gpus"]);
 const FLOATS = new Set(["alpha", "epochs"]);
 const COMPONENTS = ["weights", "quant_constants", "adapter", "gradients", "optimizer_state", "activations",
@@ -80,6 +80,11 @@ function specBody(state) {
     body[name] = NUMBERS.has(name) ? parseInt(state[name], 10) : FLOATS.has(name) ? parseFloat(state[name]) : state[name];
   }
   if (state.grad_ckpt !== defaults.grad_ckpt || !state.config) body.grad_ckpt = state.grad_ckpt === "1";
+  // an uploaded config's own precision (e.g. Axolotl's bf16: true -> autocast) stands unless the user changed it
+  if (state.precision !== defaults.precision || !state.config) {
+    body.autocast = state.precision === "autocast";
+    body.pure_bf16 = state.precision === "pure_bf16";
+  }
   if (state.epochs !== "") body.epochs = parseFloat(state.epochs);
   body.gpu = state.gpu;
   body.gpus = parseInt(state.gpus || "1", 10);
@@ -118,7 +123,8 @@ function renderEstimate(rec, state) {
   const targets = Array.isArray(spec.targets) ? spec.targets.join(", ") : spec.targets;
   $("title").textContent = `${rec.model.display_name} · ${spec.method} r${spec.rank} α${spec.alpha} · ` +
     `${spec.bits}-bit base · targets ${targets} · batch ${spec.micro_batch} × seq ${spec.seq_len} · ` +
-    `${spec.optimizer}${spec.grad_ckpt ? " · grad ckpt" : ""} · ${spec.hardware.count}×${spec.hardware.gpu}`;
+    `${spec.optimizer}${spec.grad_ckpt ? " · grad ckpt" : ""}${spec.autocast ? " · autocast" : ""}` +
+    `${spec.pure_bf16 ? " · pure bf16" : ""} · ${spec.hardware.count}×${spec.hardware.gpu}`;
   const params = $("params");
   params.replaceChildren();
   addRow(params, "base", rec.base_params.toLocaleString("en-US"), rec.provenance.params);
