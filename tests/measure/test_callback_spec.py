@@ -79,3 +79,13 @@ def test_attention_read_off_the_model(tmp_path: Path, attn: str) -> None:
     model = _peft_model(r=8, target_modules=["q_proj"])
     model.base_model.model.config._attn_implementation = attn
     assert infer_spec(model, _args(tmp_path), _State(), gpu=None, seq_len=64)[0].attention == attn
+
+
+@pytest.mark.parametrize(("precision", "autocast"), [({}, False), ({"bf16": True}, True)])
+def test_trainer_mixed_precision_is_recorded_as_autocast(
+    tmp_path: Path, precision: dict[str, Any], autocast: bool
+) -> None:
+    from lorabench.measure.callback_spec import infer_spec
+
+    spec, _, _ = infer_spec(_peft_model(r=4), _args(tmp_path, **precision), _State(), gpu="A5000", seq_len=64)
+    assert spec.autocast is autocast

@@ -105,6 +105,8 @@ def _training_fields(args: Any, state: Any, notes: list[str]) -> dict[str, Any]:
         "grad_accum": args.gradient_accumulation_steps,
         "learning_rate": args.learning_rate,
         "grad_ckpt": bool(args.gradient_checkpointing),
+        # the Trainer's mixed precision wraps the forward in torch.autocast (bf16 or fp16: the same byte sizes)
+        "autocast": bool(getattr(args, "bf16", False) or getattr(args, "fp16", False)),
     }
     if getattr(args, "max_steps", -1) > 0 and getattr(state, "epoch", None):
         raw["epochs"] = float(state.epoch)
