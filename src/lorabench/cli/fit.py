@@ -109,7 +109,9 @@ def render_fit(record: dict[str, Any], console: Console) -> None:
     batch, length = record["largest_micro_batch"], record["largest_seq_len"]
     console.print(
         f"{spec['model']} · {spec['method']} r{spec['rank']} · base at {spec['bits']}-bit · targets {targets} · "
-        f"{spec['optimizer']}{' · grad ckpt' if spec['grad_ckpt'] else ''} · on {record['gpus']}×{record['gpu']} "
+        f"{spec['optimizer']}{' · grad ckpt' if spec['grad_ckpt'] else ''}"
+        f"{' · autocast' if spec.get('autocast') else ''}{' · pure bf16' if spec.get('pure_bf16') else ''}"
+        f" · on {record['gpus']}×{record['gpu']} "
         f"({record['vram_bytes'] / 1e9:.2f} GB each, {record['parallelism']})",
         highlight=False,
     )
