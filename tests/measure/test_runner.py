@@ -135,8 +135,8 @@ def test_autocast_spec_runs_the_forward_under_bf16_autocast(tmp_path: Path, monk
         return out
 
     monkeypatch.setattr(F, "linear", observed_linear)
-    spec = parse_spec({"model": "tiny", "seq_len": 32, "micro_batch": 2, "autocast": True})
-    record = run_training(spec, RunOptions(out=tmp_path, max_steps=2, warmup_steps=0, examples=8))
+    spec = parse_spec({"model": "tiny", "seq_len": 16, "micro_batch": 2, "autocast": True})
+    record = run_training(spec, RunOptions(out=tmp_path, max_steps=1, warmup_steps=0, examples=4))
     assert record["status"] == "ok", record["message"]
     assert record["spec"]["autocast"] is True
     assert seen == {torch.bfloat16}  # base and adapter linears alike, whatever the base's CPU dtype
