@@ -299,16 +299,19 @@ def check_datasets(sweep: Sweep) -> None:
     Raises:
         DataError: A missing, empty or malformed dataset (file and line named), or an unknown synthetic task.
     """
+    from lorabench.data.dataset import load_dataset_records
     from lorabench.data.synthetic import SYNTHETIC_TASKS
     from lorabench.errors import DataError
-    from lorabench.measure.runner import load_records
 
     checked = {(r.options.dataset, r.options.format, str(r.options.fields)): r.options for r in sweep.runs}
     for key in sorted(checked):
         dataset = key[0]
         task = RunOptions(dataset=dataset, out=sweep.out).synthetic_task
-        if task is None:
-            load_records(checked[key])
+        if task is None:  # what the runner's load_records does, without importing torch into the sweep process
+            options = checked[key]
+            load_dataset_records(options.dataset, options.format, options.fields, options.examples, options.seed).render(
+                None
+            )
         elif task not in SYNTHETIC_TASKS:
             raise DataError(
                 f"options.dataset: unknown synthetic task {task!r} (choose one of: {', '.join(SYNTHETIC_TASKS)})"
