@@ -308,10 +308,8 @@ def check_datasets(sweep: Sweep) -> None:
         dataset = key[0]
         task = RunOptions(dataset=dataset, out=sweep.out).synthetic_task
         if task is None:  # what the runner's load_records does, without importing torch into the sweep process
-            options = checked[key]
-            load_dataset_records(options.dataset, options.format, options.fields, options.examples, options.seed).render(
-                None
-            )
+            opts = checked[key]
+            load_dataset_records(opts.dataset, opts.format, opts.fields, opts.examples, opts.seed).render(None)
         elif task not in SYNTHETIC_TASKS:
             raise DataError(
                 f"options.dataset: unknown synthetic task {task!r} (choose one of: {', '.join(SYNTHETIC_TASKS)})"
