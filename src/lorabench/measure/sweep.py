@@ -299,17 +299,16 @@ def check_datasets(sweep: Sweep) -> None:
     Raises:
         DataError: A missing, empty or malformed dataset (file and line named), or an unknown synthetic task.
     """
-    from lorabench.data.dataset import load_dataset_records
     from lorabench.data.synthetic import SYNTHETIC_TASKS
     from lorabench.errors import DataError
+    from lorabench.measure.runner import load_records
 
     checked = {(r.options.dataset, r.options.format, str(r.options.fields)): r.options for r in sweep.runs}
     for key in sorted(checked):
         dataset = key[0]
         task = RunOptions(dataset=dataset, out=sweep.out).synthetic_task
-        if task is None:  # what the runner's load_records does, without importing torch into the sweep process
-            opts = checked[key]
-            load_dataset_records(opts.dataset, opts.format, opts.fields, opts.examples, opts.seed).render(None)
+        if task is None:
+            load_records(checked[key])
         elif task not in SYNTHETIC_TASKS:
             raise DataError(
                 f"options.dataset: unknown synthetic task {task!r} (choose one of: {', '.join(SYNTHETIC_TASKS)})"
