@@ -17,7 +17,7 @@ from lorabench.measure.ledger import Claim, Ledger
 
 MATRIX = """
 base: {model: tiny, seq_len: 16, micro_batch: 2}
-matrix: {rank: [2, 4, 6, 8]}
+matrix: {rank: [2, 4, 6]}  # two run at once, one is killed and taken over
 options: {dataset: "synthetic:sentiment", examples: 8, max_steps: 2, warmup_steps: 1, trackers: false}
 """
 
@@ -70,9 +70,9 @@ def test_two_workers_share_a_sweep_and_take_over_a_killed_workers_run(tmp_path: 
     assert taken.attempts == 2 and taken.pid not in (None, victim.pid)  # redone by the surviving worker
     assert all(c.attempts == 1 for rid, c in claims.items() if rid != victim.run_id)
     records = sorted(out.glob("*/result.json"))
-    assert len(records) == 4
+    assert len(records) == 3
     assert all(json.loads(p.read_text())["status"] == "ok" for p in records)
-    assert sorted(r["runs"] for r in json.loads(stdout)) == [1, 1, 1, 1]
+    assert sorted(r["runs"] for r in json.loads(stdout)) == [1, 1, 1]
 
 
 def test_workers_flag_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
