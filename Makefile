@@ -31,5 +31,10 @@ lint: setup
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each test file in one process (its module fixtures are
+# built once), with one torch thread per process so two processes do not oversubscribe two cores.
+# `pytest path` by hand stays serial.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(PY) -m pytest
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
