@@ -109,7 +109,7 @@ def load_spec(source: str | Path | None = None, overrides: Mapping[str, Any] | N
     from lorabench.spec import load_spec as _load
 
     given = {**(overrides or {}), **fields}
-    return _load(None if source is None else Path(source), given or None)
+    return _load(source, given or None)
 
 
 def _has(spec: RunSpec, name: str, value: Any) -> bool:

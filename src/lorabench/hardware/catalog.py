@@ -57,9 +57,10 @@ class GpuSpec(BaseModel):
         sm_count: Number of streaming multiprocessors.
         fp32_tflops: Non-tensor FP32 throughput in TFLOPS from the datasheet (fp32 matmuls: PyTorch leaves
             TF32 off by default), or None where no datasheet states it.
-        mamf_bf16_tflops: Maximum Achievable Matmul FLOPS for bf16, MEASURED (the best mean TFLOPS of a
-            brute-force search over matmul shapes, Stas Bekman's ``mamf-finder.py``; table in
-            ``gpus.yaml``'s header), or None where nobody published a measurement.
+        mamf_bf16_tflops: Maximum achievable bf16 matmul TFLOPS, MEASURED: Stas Bekman's ``mamf-finder.py``
+            table for data-center cards, a community square-``torch.matmul`` benchmark for GeForce cards
+            (both named in ``gpus.yaml``'s header, the issue in each entry's ``note``), or None where nobody
+            published a measurement.
         memory_bandwidth_gbps: Memory bandwidth in GB/s (1e9 bytes per second).
         interconnect: The link between GPUs of one machine: ``nvlink*`` for SXM / NVLink parts,
             the card's PCIe generation otherwise.

@@ -504,7 +504,7 @@ def _features(static: _Static, batch: int, length: int, dropout: bool, bits: int
 
 
 AUTOCAST_MEMORY_NOTE = (
-    "autocast: memory is modelled without it (the adapters' inputs saved in fp32, no bf16 weight copies); "
+    "autocast: memory is predicted without it (the adapters' inputs saved in fp32, no bf16 weight copies); "
     "autocast saves bf16 copies instead, so the peak is if anything lower"
 )
 

@@ -356,7 +356,7 @@ def simulate(
     if spec.autocast:
         from lorabench.predict.memory.formula import AUTOCAST_MEMORY_NOTE
 
-        notes += (AUTOCAST_MEMORY_NOTE.replace("modelled", "simulated"),)
+        notes += (AUTOCAST_MEMORY_NOTE,)
     return SimResult(
         peak_allocated_bytes=sum(breakdown.values()),
         breakdown=breakdown,
