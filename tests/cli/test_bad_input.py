@@ -514,6 +514,18 @@ CASES: list[Case] = [
         {"m.yaml": "base: {model: tiny}\nmatrix: {rank: [4]}\nexclude: [5]\n"},
     ),
     _case(
+        "matrix-exclude-not-an-axis",
+        "sweep {d}/m.yaml --out {d}/o",
+        "exclude[0] names bits, not a matrix axis",
+        {"m.yaml": "base: {model: tiny}\nmatrix: {rank: [4, 8]}\nexclude: [{bits: 4}]\n"},
+    ),
+    _case(
+        "matrix-non-string-keys",
+        "sweep {d}/m.yaml --out {d}/o",
+        "unknown key(s) 3, None",
+        {"m.yaml": "null: 1\n3: x\nbase: {model: tiny}\n"},
+    ),
+    _case(
         "matrix-nothing-left",
         "sweep {d}/m.yaml --out {d}/o",
         "no runnable",

@@ -220,7 +220,8 @@ def _read_matrix(path: Path) -> dict[str, Any]:
     unknown = set(data) - {"base", "matrix", "options", "exclude", "ray"}
     if unknown:
         raise ConfigError(
-            f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: base, matrix, options, exclude, ray)"
+            f"{path}: unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+            "(allowed: base, matrix, options, exclude, ray)"
         )
     for key in ("base", "matrix", "options", "ray"):  # ray: read by lorabench.measure.ray_backend
         if not isinstance(data.get(key, {}), dict):
@@ -231,6 +232,14 @@ def _read_matrix(path: Path) -> dict[str, Any]:
     excludes = data.get("exclude") or []
     if not isinstance(excludes, list) or not all(isinstance(e, dict) for e in excludes):
         raise ConfigError(f"{path}: exclude must be a list of mappings")
+    axes = set(data.get("matrix") or {})
+    for index, rule in enumerate(excludes):
+        stray = sorted(map(str, set(rule) - axes))
+        if stray:  # such a rule could never match: say so instead of running what the user meant to exclude
+            raise ConfigError(
+                f"{path}: exclude[{index}] names {', '.join(stray)}, not a matrix axis "
+                f"(axes: {', '.join(sorted(map(str, axes))) or 'none'})"
+            )
     size = math.prod(len(v) for v in (data.get("matrix") or {}).values())
     if size > _MAX_COMBINATIONS:
         raise ConfigError(f"{path}: the matrix has {size:,} combinations; at most {_MAX_COMBINATIONS:,} are accepted")
